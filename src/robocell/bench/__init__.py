@@ -1,0 +1,1 @@
+"""Benchmarks as library code: the scripts in ``benchmarks/`` call these and print tables."""

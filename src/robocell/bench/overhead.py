@@ -1,0 +1,132 @@
+"""robocell's run loop against a plain pybullet loop over the same bodies and control law.
+
+The plain loop is what a user would write by hand: every control period read the joint states,
+sample the same planned trajectory, send it to the same position motors, then step the physics.
+It runs on the very bodies robocell built (same URDF, flags, tool, gains), so the ratio of the two
+is the cost of everything robocell adds: limit clamping, observations, the controller protocol,
+KPIs, collision checks and the streamed recording.
+"""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pybullet as pb
+
+from robocell.cell.build import cell_from_scenario
+from robocell.cell.cell import Cell
+from robocell.robot.sim_robot import SimRobot
+from robocell.scenario.loader import load_scenario
+
+
+@dataclass(frozen=True)
+class OverheadResult:
+    """Steps per second of both loops (physics steps of simulated time per wall second)."""
+
+    cell_time_s: float
+    robocell_steps_per_s: float
+    plain_steps_per_s: float
+    physics_step: float
+
+    @property
+    def ratio(self) -> float:
+        """robocell's wall time / the plain loop's wall time (1.0 = no overhead)."""
+        return self.plain_steps_per_s / self.robocell_steps_per_s
+
+    @property
+    def robocell_rtf(self) -> float:
+        return self.robocell_steps_per_s * self.physics_step
+
+    @property
+    def plain_rtf(self) -> float:
+        return self.plain_steps_per_s * self.physics_step
+
+
+def _build(scenario: Path) -> Cell:
+    return cell_from_scenario(load_scenario(scenario))
+
+
+def time_robocell(scenario: Path, duration: float, record: bool = True) -> float:
+    """Wall seconds for ``duration`` of cell time through ``Cell.run`` (recording on)."""
+    cell = _build(scenario)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            gc.collect()
+            t0 = time.perf_counter()
+            cell.run(duration, out_dir=tmp if record else None, plots=False)
+            return time.perf_counter() - t0
+    finally:
+        cell.close()
+
+
+def time_plain(scenario: Path, duration: float) -> float:
+    """Wall seconds for the same cell time in a hand-written pybullet loop."""
+    cell = _build(scenario)
+    try:
+        (robot,) = cell.robots.values()
+        assert isinstance(robot, SimRobot)
+        seq = cell.controller.seq  # the reference controllers keep their plan here
+        segs = seq.segments
+        starts = np.cumsum([0.0] + [s.duration for s in segs])
+        cid, body, joints = cell.world.client, robot.body, robot.joint_ids
+        effort = list(robot.limits.effort)
+        n = robot.n
+        kp, kd = [0.3] * n, [1.0] * n
+        steps = cell.world.steps_for(robot.control_period)
+        dt = robot.control_period
+        ticks = round(duration / dt)
+        gc.collect()
+        t0 = time.perf_counter()
+        i = 0
+        for k in range(ticks):
+            t = k * dt
+            js = pb.getJointStates(body, joints, physicsClientId=cid)
+            q = np.array([s[0] for s in js])  # noqa: F841 - read as a controller would
+            while i + 1 < len(segs) and t >= starts[i + 1]:
+                i += 1
+            qd, dqd, _ = segs[i].sample(min(t - starts[i], segs[i].duration))
+            pb.setJointMotorControlArray(body, joints, pb.POSITION_CONTROL,
+                                         targetPositions=list(qd), targetVelocities=list(dqd),
+                                         forces=effort, positionGains=kp, velocityGains=kd,
+                                         physicsClientId=cid)
+            for _ in range(steps):
+                pb.stepSimulation(physicsClientId=cid)
+        return time.perf_counter() - t0
+    finally:
+        cell.close()
+
+
+def measure_overhead(scenario: Path, duration: float = 20.0, repeats: int = 3) -> OverheadResult:
+    """Best-of-``repeats`` wall time of both loops, interleaved so machine load hits both."""
+    rc_best, plain_best = float("inf"), float("inf")
+    for _ in range(repeats):
+        plain_best = min(plain_best, time_plain(scenario, duration))
+        rc_best = min(rc_best, time_robocell(scenario, duration))
+    dt = load_scenario(scenario).scenario.world.physics_step
+    steps = duration / dt
+    return OverheadResult(duration, steps / rc_best, steps / plain_best, dt)
+
+
+def peak_rss_mb(scenario: Path, duration: float) -> float:
+    """Peak resident memory [MB] of a fresh process running ``duration`` of cell time with
+    recording on (measured by the OS for the child process)."""
+    code = (
+        "import sys, tempfile, resource\n"
+        "from pathlib import Path\n"
+        "from robocell.bench.overhead import time_robocell\n"
+        "time_robocell(Path(sys.argv[1]), float(sys.argv[2]))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(scenario), str(duration)],
+                         check=True, capture_output=True, text=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024.0  # ru_maxrss is in KiB on Linux
+
+
+__all__ = ["OverheadResult", "measure_overhead", "peak_rss_mb", "time_plain", "time_robocell"]

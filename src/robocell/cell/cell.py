@@ -1,0 +1,570 @@
+"""The Cell: a World with robots, objects and a controller, and the one run loop.
+
+``Cell.run(duration)`` and ``Cell.step()`` share the same tick code, so an external driver (the
+bridge in lockstep, a learning loop, a notebook) advances the cell exactly as ``robocell run``
+does.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from spatialmath import SE3, UnitQuaternion
+
+from robocell.control.controller import (
+    Commands,
+    Controller,
+    ControllerContext,
+    Observation,
+    RobotInfo,
+)
+from robocell.errors import ScenarioError
+from robocell.record.kpis import MotionKpis
+from robocell.record.recorder import Recorder, robot_columns
+from robocell.robot.interface import JointCommand, Robot, RobotState, Tool
+from robocell.robot.library import RobotModel, load_model
+from robocell.robot.sim_robot import SimRobot
+from robocell.sim.world import World
+
+#: How often contacts are checked for collision KPIs [s].
+COLLISION_CHECK_PERIOD = 0.01
+
+
+class _TickBuffer:
+    """Per-robot rows of measurements, one per cell tick, preallocated."""
+
+    def __init__(self, robot: Robot, cap: int) -> None:
+        n = robot.n
+        self.robot = robot
+        self.q = np.zeros((cap, n))
+        self.dq = np.zeros((cap, n))
+        self.tau = np.zeros((cap, n))
+        self.q_cmd = np.full((cap, n), np.nan)
+        self.fpos = np.zeros((cap, 3))
+        self.fquat = np.zeros((cap, 4))
+
+    def put(self, k: int, st: RobotState, q_cmd: np.ndarray | None) -> None:
+        self.q[k] = st.q
+        self.dq[k] = st.dq
+        self.tau[k] = st.tau
+        self.q_cmd[k] = q_cmd if q_cmd is not None else np.nan
+        self.fpos[k], self.fquat[k] = self.robot.flange_raw()
+
+    def columns(self, k: int) -> dict[str, np.ndarray]:
+        """The first ``k`` rows as recording columns (TCP from flange pose and tool offset)."""
+        tcp_off = self.robot.tool.tcp
+        quat = self.fquat[:k]
+        R = _quat_to_matrices(quat)
+        tcp = self.fpos[:k] + R @ tcp_off.t
+        tq = _quat_mul(quat, _matrix_to_quat(tcp_off.R))
+        return {"q": self.q[:k], "dq": self.dq[:k], "tau": self.tau[:k],
+                "q_cmd": self.q_cmd[:k], "tcp": tcp, "tcp_quat": tq}
+
+
+def _quat_to_matrices(q: np.ndarray) -> np.ndarray:
+    """(k, 4) quaternions x, y, z, w -> (k, 3, 3) rotation matrices."""
+    x, y, z, w = q.T
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+    ], 1)
+
+
+def _matrix_to_quat(R: np.ndarray) -> np.ndarray:
+    """3x3 rotation -> quaternion x, y, z, w."""
+    s, x, y, z = UnitQuaternion(R).vec
+    return np.array([x, y, z, s])
+
+
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(k, 4) x (4,) quaternion product, x, y, z, w order."""
+    ax, ay, az, aw = a.T
+    bx, by, bz, bw = b
+    return np.stack([
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+        aw * bw - ax * bx - ay * by - az * bz,
+    ], -1)
+
+
+@dataclass
+class RunResult:
+    """What a run returns: KPIs, events and where its files are."""
+
+    kpis: dict[str, Any]
+    events: list[dict[str, Any]]
+    out_dir: Path | None = None
+    recording: Path | None = None
+    plots: list[Path] = field(default_factory=list)
+
+    def table(self) -> str:
+        """The KPI table as text (what ``robocell run`` prints)."""
+        from robocell.record.report import kpi_table
+
+        return kpi_table(self.kpis)
+
+
+class Cell:
+    """A robot cell: world, robots, static objects, signals and a controller.
+
+    Args:
+        seed: seed of the cell's random generator (every random draw derives from it).
+        physics_step: physics step [s].
+        gravity: gravity [m/s²].
+        gui: open pybullet's GUI.
+        ground: add a ground plane at z = 0.
+        name: cell name (recorded).
+        solver_iterations: constraint-solver iterations per physics step.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        physics_step: float = 1e-3,
+        gravity: Sequence[float] = (0.0, 0.0, -9.81),
+        gui: bool = False,
+        ground: bool = True,
+        name: str = "cell",
+        solver_iterations: int = 50,
+    ) -> None:
+        self.name = name
+        self.seed = int(seed)
+        self.world = World(physics_step, gravity, seed=self.seed, gui=gui,
+                           solver_iterations=solver_iterations)
+        self.ground = self.world.add_ground() if ground else None
+        self.robots: dict[str, Robot] = {}
+        self.objects: dict[str, int] = {}
+        self.signals: dict[str, Any] = {}
+        self.controller: Controller | None = None
+        self.end_when_done = False
+        self._started = False
+        self._tick_steps = 0
+        self._robot_steps: dict[str, int] = {}
+        self._held: dict[str, JointCommand] = {}
+        self._applied_q: dict[str, np.ndarray | None] = {}
+        self._kpis: dict[str, MotionKpis] = {}
+        self._buffers: dict[str, _TickBuffer] = {}
+        self._buf_t: np.ndarray = np.zeros(0)
+        self._row = 0
+        self._collision_every = 1
+        self._events: list[dict[str, Any]] = []
+        self._new_events: list[dict[str, Any]] = []
+        self._event_count = 0
+        self._recorder: Recorder | None = None
+        self._record_every = 1
+        self._ticks = 0
+        self._markers: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        self._contacts_now: set[tuple[int, int, int, int]] = set()
+        self._collisions = {"self": 0, "environment": 0}
+        self._obs: Observation | None = None
+        self.done = False
+        self._reset_for: Controller | None = None
+
+    # -- building ------------------------------------------------------------------------------
+    def add_robot(
+        self,
+        model: str | RobotModel,
+        name: str | None = None,
+        base: SE3 | None = None,
+        tool: Tool | None = None,
+        control_period: float = 0.002,
+        q0: np.ndarray | None = None,
+        position_gain: float = 0.3,
+        velocity_gain: float = 1.0,
+    ) -> SimRobot:
+        """Add a simulated robot from the library (``"ur5e"``) or a URDF path."""
+        self._check_not_started()
+        m = load_model(model) if isinstance(model, str) else model
+        name = name or f"r{len(self.robots) + 1}"
+        if name in self.robots:
+            raise ScenarioError(f"a robot named '{name}' exists already")
+        robot = SimRobot(self.world, m, name=name, base=base, tool=tool,
+                         control_period=control_period, q0=q0, position_gain=position_gain,
+                         velocity_gain=velocity_gain)
+        self.robots[name] = robot
+        return robot
+
+    def add_object(self, name: str, shape: str, pose: SE3 | None = None, mass: float = 0.0,
+                   color: Sequence[float] = (0.6, 0.6, 0.6, 1.0), friction: float = 0.6,
+                   **dims: Any) -> int:
+        """Add a static or dynamic object: ``shape`` box (size), cylinder (radius, height),
+        sphere (radius) or mesh (file, scale)."""
+        self._check_not_started()
+        if name in self.objects:
+            raise ScenarioError(f"an object named '{name}' exists already")
+        w = self.world
+        common = {"pose": pose, "mass": mass, "color": color, "friction": friction}
+        if shape == "box":
+            body = w.add_box(dims["size"], **common)
+        elif shape == "cylinder":
+            body = w.add_cylinder(dims["radius"], dims["height"], **common)
+        elif shape == "sphere":
+            body = w.add_sphere(dims["radius"], **common)
+        elif shape == "mesh":
+            body = w.add_mesh(dims["file"], scale=dims.get("scale", 1.0), **common)
+        else:
+            raise ScenarioError(f"unknown shape '{shape}' (box, cylinder, sphere, mesh)")
+        self.objects[name] = body
+        return body
+
+    def _check_not_started(self) -> None:
+        if self._started:
+            raise ScenarioError("the cell has started; add robots and objects before stepping")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def time(self) -> float:
+        """Cell time [s]."""
+        return self.world.time
+
+    @property
+    def control_period(self) -> float:
+        """The cell tick [s]: the greatest common divisor of the robots' control periods."""
+        self._plan_ticks()
+        return self._tick_steps * self.world.physics_step
+
+    def _plan_ticks(self) -> None:
+        if self._tick_steps:
+            return
+        if not self.robots:
+            raise ScenarioError("the cell has no robot")
+        steps = {n: self.world.steps_for(r.control_period, f"robot '{n}' control_period")
+                 for n, r in self.robots.items()}
+        self._robot_steps = steps
+        self._tick_steps = math.gcd(*steps.values())
+
+    def context(self) -> ControllerContext:
+        """What the controller is told at reset."""
+        infos = {
+            n: RobotInfo(name=n, dof=r.n, limits=r.limits, kinematics=r.kinematics,
+                         base=r.base, tcp=r.tool.tcp, control_period=r.control_period,
+                         home=r.model.home, q0=r.state().q.copy())
+            for n, r in self.robots.items()
+        }
+        return ControllerContext(robots=infos, rng=np.random.default_rng(self.seed + 1),
+                                 physics_step=self.world.physics_step, t0=self.time)
+
+    def start_controller(self) -> None:
+        """Reset the controller now (it plans its paths and may raise KinematicsError).
+
+        :meth:`start` does this when it has not been done for the current controller."""
+        self._plan_ticks()
+        if self.controller is not None:
+            self.controller.reset(self.context())
+        self._reset_for = self.controller
+
+    def start(
+        self,
+        out_dir: str | Path | None = None,
+        record_period: float | None = None,
+        flush_period: float = 1.0,
+        metadata: dict[str, str] | None = None,
+    ) -> Observation:
+        """Reset the controller, open the recording (when ``out_dir`` is given) and return the
+        first observation. Called by :meth:`run`, or by an external driver before :meth:`step`.
+
+        Args:
+            out_dir: run directory for the recording (None: record nothing).
+            record_period: sample period of the recording [s] (default: the control tick).
+            flush_period: cell time between two appends to the recording [s]; a killed run
+                loses at most this much.
+            metadata: extra key/values stored in the recording's schema.
+        """
+        if self._started:
+            raise ScenarioError("the cell has started already")
+        self._plan_ticks()
+        if self._reset_for is not self.controller:
+            self.start_controller()
+        dt_tick = self._tick_steps * self.world.physics_step
+        rp = record_period if record_period is not None else dt_tick
+        rec_steps = self.world.steps_for(rp, "outputs.record_period")
+        if rec_steps % self._tick_steps:
+            raise ScenarioError(
+                f"record_period {rp} s must be a multiple of the control tick {dt_tick} s",
+                field="outputs.record_period")
+        self._record_every = rec_steps // self._tick_steps
+        # one buffer row per tick; a full buffer (flush_period of cell time) is reduced into the
+        # KPIs and appended to the recording at once
+        cap = self._record_every * max(1, round(flush_period / rp))
+        self._buf_t = np.zeros(cap)
+        columns: list[tuple[str, int]] = []
+        for n, r in self.robots.items():
+            self._kpis[n] = MotionKpis(n, r.limits, dt_tick)
+            self._applied_q[n] = None
+            self._buffers[n] = _TickBuffer(r, cap)
+            columns += robot_columns(n, r.n)
+        self._collision_every = max(1, round(COLLISION_CHECK_PERIOD / dt_tick))
+        if out_dir is not None:
+            meta = {"cell": self.name, "seed": str(self.seed),
+                    "physics_step": repr(self.world.physics_step), "record_period": repr(rp),
+                    "robots": ",".join(self.robots)}
+            meta.update(metadata or {})
+            self._recorder = Recorder(out_dir, columns, meta)
+        self._started = True
+        self._obs = self._observe(tuple(self.robots))
+        self._sample()
+        return self._obs
+
+    def _observe(self, due: tuple[str, ...]) -> Observation:
+        events = tuple(self._new_events)
+        self._new_events = []
+        return Observation(
+            t=self.time,
+            robots={n: r.state() for n, r in self.robots.items()},
+            due=due,
+            signals=dict(self.signals),
+            events=events,
+        )
+
+    def emit(self, kind: str, **data: Any) -> None:
+        """Record a cell event at the current time."""
+        ev = {"t": round(self.time, 9), "kind": kind, **data}
+        self._event_count += 1
+        if len(self._events) < 10_000:  # the full list streams to disk
+            self._events.append(ev)
+        self._new_events.append(ev)
+        if self._recorder is not None:
+            self._recorder.event(ev)
+
+    # -- the tick ------------------------------------------------------------------------------
+    def step(self, commands: Commands | None = None) -> Observation:
+        """Advance the cell by one control tick.
+
+        ``commands`` come from an external driver; when None, the cell's controller is asked.
+        Returns the observation at the end of the tick.
+        """
+        if not self._started:
+            self.start()
+        obs = self._obs
+        assert obs is not None
+        if commands is None:
+            commands = self.controller.step(obs) if self.controller is not None else Commands()
+        t = self.time
+        for name, cmd in commands.joints.items():
+            if name not in self.robots:
+                raise ScenarioError(f"command for unknown robot '{name}'")
+            self._held[name] = cmd
+        for name in obs.due:
+            cmd = self._held.get(name)
+            if cmd is not None:
+                robot = self.robots[name]
+                applied = robot.command(cmd, t)
+                self._applied_q[name] = applied.values if applied.mode == "position" else None
+                for ev in robot.pop_events():
+                    self.emit("limit", robot=ev.robot, joint=ev.joint + 1, limit_kind=ev.kind,
+                              requested=ev.requested, limit=ev.limit)
+        if commands.signals:
+            self.signals.update(commands.signals)
+        for m in commands.markers:
+            self._markers.setdefault(m.kind, []).append((t, dict(m.data)))
+            self.emit(m.kind, **dict(m.data))
+        if commands.done and not self.done:
+            self.done = True
+            self.emit("controller_done")
+
+        self.world.step(self._tick_steps)
+        self._ticks += 1
+        step_now = self.world.steps
+        due = tuple(n for n, s in self._robot_steps.items() if step_now % s == 0)
+        self._obs = self._observe(due)
+        self._sample()
+        if self._ticks % self._collision_every == 0:
+            self._check_collisions()
+        return self._obs
+
+    def _sample(self) -> None:
+        """Copy this tick's measurements into the buffers; reduce and write them when full."""
+        obs = self._obs
+        assert obs is not None
+        k = self._row
+        self._buf_t[k] = obs.t
+        for n, b in self._buffers.items():
+            b.put(k, obs.robots[n], self._applied_q[n])
+        self._row = k + 1
+        if self._row == len(self._buf_t):
+            self._drain()
+
+    def _drain(self) -> None:
+        """Reduce the buffered rows into the KPIs and append the record rows to the recording."""
+        k = self._row
+        if k == 0:
+            return
+        every = self._record_every
+        rec = self._recorder
+        data: dict[str, np.ndarray] = {}
+        for n, b in self._buffers.items():
+            cols = b.columns(k)
+            self._kpis[n].update(cols["q"], cols["dq"], cols["tau"], cols["q_cmd"], cols["tcp"])
+            if rec is not None:
+                for c, arr in cols.items():
+                    data[f"{n}.{c}"] = arr[::every]
+        if rec is not None:
+            rec.write(self._buf_t[:k:every], data)
+        self._row = 0
+
+    def _check_collisions(self) -> None:
+        """Count collisions as episodes: a pair of bodies/links that starts touching."""
+        now: set[tuple[int, int, int, int]] = set()
+        robot_bodies = {r.body: n for n, r in self.robots.items() if isinstance(r, SimRobot)}
+        tool_bodies = {r.tool_body for r in self.robots.values()
+                       if isinstance(r, SimRobot) and r.tool_body is not None}
+        for body in robot_bodies:
+            for c in self.world.contacts(body_a=body):
+                if c.link_a == -1 and c.body_b == self.ground:
+                    continue  # the robot's base stands on the floor
+                key = (c.body_a, c.link_a, c.body_b, c.link_b)
+                now.add(key)
+                if key in self._contacts_now:
+                    continue
+                if c.body_b == body:
+                    if (c.body_b, c.link_b, c.body_a, c.link_a) in self._contacts_now:
+                        continue
+                    self._collisions["self"] += 1
+                    self.emit("collision", robot=robot_bodies[body], contact="self",
+                              link_a=c.link_a, link_b=c.link_b)
+                elif c.body_b in tool_bodies:
+                    continue
+                else:
+                    self._collisions["environment"] += 1
+                    self.emit("collision", robot=robot_bodies[body], contact="environment",
+                              link=c.link_a, other=self._body_name(c.body_b))
+        self._contacts_now = now
+
+    def _body_name(self, body: int) -> str:
+        if body == self.ground:
+            return "ground"
+        for n, b in self.objects.items():
+            if b == body:
+                return n
+        for n, r in self.robots.items():
+            if isinstance(r, SimRobot) and body in (r.body, r.tool_body):
+                return n
+        return f"body{body}"
+
+    # -- running -------------------------------------------------------------------------------
+    def run(
+        self,
+        duration: float,
+        out_dir: str | Path | None = None,
+        record_period: float | None = None,
+        progress: bool | Callable[[float, float, float], None] | None = None,
+        plots: bool = True,
+        metadata: dict[str, str] | None = None,
+    ) -> RunResult:
+        """Run the cell for ``duration`` [s] of cell time and return its KPIs.
+
+        Args:
+            duration: cell time to simulate [s].
+            out_dir: where to write ``kpis.json``, the recording and plots (None: nothing is
+                written).
+            record_period: sample period of the recording [s] (default: the control tick).
+            progress: True prints a progress line on stderr; a callable receives
+                (cell time, duration, real-time factor) about twice a second.
+            plots: write plots to ``out_dir``.
+        """
+        if not (math.isfinite(duration) and duration > 0):
+            raise ScenarioError(f"duration must be > 0 s, got {duration!r}", field="duration")
+        out = Path(out_dir) if out_dir is not None else None
+        if not self._started:
+            self.start(out, record_period, metadata=metadata)
+        t_end = self.time + duration
+        n_ticks = round(duration / (self._tick_steps * self.world.physics_step))
+        report = _progress_printer(progress)
+        wall0 = time.perf_counter()
+        last_report = wall0
+        try:
+            for i in range(n_ticks):
+                self.step()
+                if self.done and self.end_when_done:
+                    break
+                if report is not None and (i & 255) == 0:
+                    now = time.perf_counter()
+                    if now - last_report > 0.5:
+                        last_report = now
+                        report(self.time, t_end, self.time / max(now - wall0, 1e-9))
+        finally:
+            wall = time.perf_counter() - wall0
+            self._drain()
+            if self._recorder is not None:
+                self._recorder.close()
+        if report is not None:
+            report(self.time, t_end, self.time / max(wall, 1e-9))
+            if progress is True:
+                print(file=sys.stderr)
+        kpis = self.kpis(wall_time=wall)
+        result = RunResult(kpis=kpis, events=list(self._events), out_dir=out)
+        if out is not None:
+            from robocell.record.report import write_outputs
+
+            result.recording = self._recorder.path if self._recorder else None
+            result.plots = write_outputs(result, plots=plots)
+        return result
+
+    def kpis(self, wall_time: float | None = None) -> dict[str, Any]:
+        """KPIs so far. Wall-clock figures are kept apart under ``timing``."""
+        if self._recorder is None or self._recorder.closed:
+            self._drain()  # (with an open recording, rows are drained once per flush period)
+        robots = {n: k.summary(self.robots[n].limit_episodes) for n, k in self._kpis.items()}
+        out: dict[str, Any] = {
+            "duration_s": round(self.time, 9),
+            "robots": robots,
+            "collisions_self": self._collisions["self"],
+            "collisions_environment": self._collisions["environment"],
+            "limit_violations": sum(r["limit_violations"] for r in robots.values()),
+            "energy_j": sum(r["energy_j"] for r in robots.values()),
+            "events": self._event_count,
+        }
+        cycles = self._markers.get("cycle", [])
+        if cycles:
+            # a cycle marker carries its own duration; otherwise the time since the previous one
+            ends = [t for t, _ in cycles]
+            starts = [0.0, *ends[:-1]]
+            ct = np.array([float(d.get("cycle_time_s", e - s))
+                           for (e, d), s in zip(cycles, starts, strict=True)])
+            out["cycles"] = len(cycles)
+            out["cycle_time_s"] = float(ct.mean())
+            out["cycle_time_min_s"] = float(ct.min())
+            out["cycle_time_max_s"] = float(ct.max())
+        if wall_time is not None:
+            out["timing"] = {"wall_time_s": wall_time,
+                             "real_time_factor": self.time / max(wall_time, 1e-9)}
+        return out
+
+    def close(self) -> None:
+        if self._recorder is not None and not self._recorder.closed:
+            self._drain()
+            self._recorder.close()
+        self.world.close()
+
+    def __enter__(self) -> Cell:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _progress_printer(
+    progress: bool | Callable[[float, float, float], None] | None,
+) -> Callable[[float, float, float], None] | None:
+    if progress is None or progress is False:
+        return None
+    if callable(progress):
+        return progress
+
+    def show(t: float, t_end: float, rtf: float) -> None:
+        share = min(t / t_end, 1.0) if t_end > 0 else 1.0
+        bar = "#" * int(share * 30)
+        sys.stderr.write(f"\r  [{bar:<30}] {t:8.1f} / {t_end:.1f} s   {rtf:6.1f}x real time")
+        sys.stderr.flush()
+
+    return show
+

@@ -1,0 +1,1 @@
+"""Control layer: the Controller protocol, motion planning and move sequencing."""

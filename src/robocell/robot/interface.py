@@ -1,0 +1,262 @@
+"""The Robot interface: the one seam between controllers and hardware.
+
+A controller never knows whether it talks to a :class:`~robocell.robot.sim_robot.SimRobot`, a
+remote robot over the bridge or a user's adapter around a vendor driver: all offer state, commands,
+limits, flange/TCP pose, a tool mount and kinematics. Commands are clamped to the limits here, in
+one place, and every clamping episode is reported as a :class:`LimitEvent`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import numpy as np
+from spatialmath import SE3, UnitQuaternion
+
+from robocell.errors import LimitError
+from robocell.robot.kinematics import Kinematics
+from robocell.robot.library import JointLimits, RobotModel
+
+CommandMode = Literal["position", "velocity", "torque"]
+LimitKind = Literal["position", "velocity", "effort"]
+
+
+class RobotState(NamedTuple):
+    """Measured joint state at time ``t`` [s]: ``q`` [rad], ``dq`` [rad/s], ``tau`` [N·m]."""
+
+    t: float
+    q: np.ndarray
+    dq: np.ndarray
+    tau: np.ndarray
+
+
+class JointCommand(NamedTuple):
+    """A joint-space command for one control period.
+
+    ``mode`` is ``position`` (``values`` = target q [rad], optional ``velocity`` feed-forward
+    [rad/s]), ``velocity`` (``values`` = dq [rad/s]) or ``torque`` (``values`` = tau [N·m]).
+    """
+
+    mode: CommandMode
+    values: np.ndarray
+    velocity: np.ndarray | None = None
+
+    @staticmethod
+    def position(q: np.ndarray, dq: np.ndarray | None = None) -> JointCommand:
+        return JointCommand("position", q, dq)
+
+    @staticmethod
+    def velocity_cmd(dq: np.ndarray) -> JointCommand:
+        return JointCommand("velocity", dq)
+
+    @staticmethod
+    def torque(tau: np.ndarray) -> JointCommand:
+        return JointCommand("torque", tau)
+
+
+@dataclass(frozen=True)
+class LimitEvent:
+    """A command was clamped to a limit (reported once per episode, when clamping starts)."""
+
+    t: float
+    robot: str
+    joint: int
+    kind: LimitKind
+    requested: float
+    limit: float
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool on the flange: its TCP relative to the flange, and its mass.
+
+    Args:
+        name: tool name.
+        tcp: pose of the tool centre point in the flange frame.
+        mass: tool mass [kg] (carried by the robot in the physics when > 0).
+        radius: radius [m] of the cylinder that stands for the tool body (flange to TCP).
+    """
+
+    name: str = "flange"
+    tcp: SE3 = field(default_factory=SE3)
+    mass: float = 0.0
+    radius: float = 0.03
+
+
+class Robot(ABC):
+    """Abstract robot: what every implementation (simulated, remote, fake) provides."""
+
+    def __init__(self, name: str, model: RobotModel, base: SE3, tool: Tool | None,
+                 control_period: float) -> None:
+        self.name = name
+        self.model = model
+        self.base = base
+        self.tool = tool if tool is not None else Tool()
+        self.control_period = float(control_period)
+        self._kin: Kinematics | None = None
+        self._clamping = np.zeros((3, model.dof), dtype=bool)
+        self._last_target: np.ndarray | None = None
+        self._events: list[LimitEvent] = []
+        self.limit_episodes = 0
+        # (a hair of slack so that a command exactly at the limit is not reported as clamped)
+        self._vel_step = model.limits.velocity * self.control_period * (1 + 1e-9)
+        self._neg_vel = -model.limits.velocity
+        self._any_clamping = False
+
+    # -- static facts --------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return self.model.dof
+
+    @property
+    def limits(self) -> JointLimits:
+        return self.model.limits
+
+    @property
+    def kinematics(self) -> Kinematics:
+        """Kinematics of this robot with its current tool's TCP (built lazily from the URDF)."""
+        if self._kin is None:
+            lim = self.limits
+            self._kin = Kinematics(self.model.urdf, self.model.flange_link,
+                                   np.vstack([lim.lower, lim.upper]), self.tool.tcp)
+        return self._kin
+
+    def mount_tool(self, tool: Tool) -> None:
+        """Mount ``tool`` (its TCP becomes the kinematics' end frame)."""
+        self.tool = tool
+        if self._kin is not None:
+            self._kin = self._kin.with_tcp(tool.tcp)
+
+    # -- live interface ------------------------------------------------------------------------
+    @abstractmethod
+    def state(self) -> RobotState:
+        """The latest measured joint state."""
+
+    @abstractmethod
+    def _apply(self, cmd: JointCommand) -> None:
+        """Send an already-clamped command to the hardware or the physics."""
+
+    def command(self, cmd: JointCommand, t: float) -> JointCommand:
+        """Clamp ``cmd`` to the limits, apply it, and return what was applied."""
+        vals = cmd.values
+        if type(vals) is not np.ndarray or vals.dtype != np.float64:
+            vals = np.asarray(vals, float)
+        if vals.shape != (self.n,):
+            raise LimitError(f"{self.name}: command needs {self.n} joint values, got {vals.shape}")
+        if not math.isfinite(vals.sum()):  # one reduction catches NaN and inf
+            raise LimitError(f"{self.name}: command contains NaN or infinite values: {vals}")
+        if cmd.velocity is not None and not math.isfinite(cmd.velocity.sum()):
+            raise LimitError(f"{self.name}: velocity feed-forward contains NaN or inf")
+        applied = self._clamp(cmd, vals, t)
+        self._apply(applied)
+        return applied
+
+    def flange_pose(self) -> SE3:
+        """Flange pose in the world frame, from the measured joint positions."""
+        return self.base * self.kinematics.flange(self.state().q)
+
+    def tcp_pose(self) -> SE3:
+        """TCP pose in the world frame, from the measured joint positions."""
+        return self.base * self.kinematics.fkine(self.state().q)
+
+    def flange_raw(self) -> tuple[Sequence[float], Sequence[float]]:
+        """Flange position [m] and quaternion (x, y, z, w) in the world: the recorder's cheap
+        form of :meth:`flange_pose`."""
+        T = self.flange_pose()
+        q = UnitQuaternion(T.R).vec
+        return tuple(T.t), (q[1], q[2], q[3], q[0])
+
+    def pop_events(self) -> list[LimitEvent]:
+        ev, self._events = self._events, []
+        return ev
+
+    # -- limits --------------------------------------------------------------------------------
+    def _limit_report(self, vals: np.ndarray, prev: np.ndarray, t: float) -> None:
+        """Which limits a position command hit (the slow path, only while clamping)."""
+        lim = self.limits
+        q = np.minimum(np.maximum(vals, lim.lower), lim.upper)
+        self._note(0, q != vals, t, vals, np.where(vals > lim.upper, lim.upper, lim.lower))
+        q_rate = np.minimum(np.maximum(q, prev - self._vel_step), prev + self._vel_step)
+        req_v = (q - prev) / self.control_period
+        self._note(1, q_rate != q, t, req_v, np.sign(req_v) * lim.velocity)
+        self._note(2, np.zeros(self.n, dtype=bool), t, vals, lim.effort)
+
+    def _note(self, kind_idx: int, mask: np.ndarray, t: float, req: np.ndarray,
+              lim: np.ndarray) -> None:
+        kinds: tuple[LimitKind, ...] = ("position", "velocity", "effort")
+        started = mask & ~self._clamping[kind_idx]
+        for j in np.flatnonzero(started):
+            self._events.append(LimitEvent(t, self.name, int(j), kinds[kind_idx],
+                                           float(req[j]), float(lim[j])))
+            self.limit_episodes += 1
+        self._clamping[kind_idx] = mask
+        self._any_clamping = bool(self._clamping.any())
+
+    def _clamp(self, cmd: JointCommand, vals: np.ndarray, t: float) -> JointCommand:
+        lim = self.limits
+        if cmd.mode == "position":
+            # one band per joint: inside the position limits and no further from the previous
+            # target than the velocity limit allows in one control period
+            prev = self._last_target if self._last_target is not None else self.state().q
+            lo = np.maximum(lim.lower, prev - self._vel_step)
+            hi = np.minimum(lim.upper, prev + self._vel_step)
+            q = np.minimum(np.maximum(vals, lo), hi)
+            if self._any_clamping or not np.array_equal(q, vals):
+                self._limit_report(vals, prev, t)
+            self._last_target = q
+            ff = cmd.velocity
+            if ff is not None:
+                ff = np.minimum(np.maximum(ff, self._neg_vel), lim.velocity)
+            return JointCommand("position", q, ff)
+        self._last_target = None
+        if cmd.mode == "velocity":
+            dq = np.clip(vals, -lim.velocity, lim.velocity)
+            self._note(1, dq != vals, t, vals, np.sign(vals) * lim.velocity)
+            q = self.state().q
+            # never drive further into a position limit
+            blocked = ((q >= lim.upper) & (dq > 0)) | ((q <= lim.lower) & (dq < 0))
+            self._note(0, blocked, t, q, np.where(q >= lim.upper, lim.upper, lim.lower))
+            return JointCommand("velocity", np.where(blocked, 0.0, dq))
+        if cmd.mode == "torque":
+            tau = np.clip(vals, -lim.effort, lim.effort)
+            self._note(2, tau != vals, t, vals, np.sign(vals) * lim.effort)
+            return JointCommand("torque", tau)
+        raise LimitError(f"{self.name}: unknown command mode '{cmd.mode}'")
+
+
+class FakeRobot(Robot):
+    """An in-memory robot that follows its commands perfectly (for fast controller tests).
+
+    Position commands are reached at the end of the period; velocity commands are integrated;
+    torque commands are recorded but do not move the joints.
+    """
+
+    def __init__(self, name: str, model: RobotModel, base: SE3 | None = None,
+                 tool: Tool | None = None, control_period: float = 0.002,
+                 q0: np.ndarray | None = None) -> None:
+        super().__init__(name, model, base if base is not None else SE3(), tool, control_period)
+        home = q0 if q0 is not None else model.home
+        self._q = np.array(home if home is not None else np.zeros(model.dof), float)
+        self._dq = np.zeros(model.dof)
+        self._tau = np.zeros(model.dof)
+        self.t = 0.0
+
+    def state(self) -> RobotState:
+        return RobotState(self.t, self._q.copy(), self._dq.copy(), self._tau.copy())
+
+    def _apply(self, cmd: JointCommand) -> None:
+        dt = self.control_period
+        if cmd.mode == "position":
+            self._dq = (cmd.values - self._q) / dt
+            self._q = cmd.values.copy()
+        elif cmd.mode == "velocity":
+            self._dq = cmd.values.copy()
+            self._q = self._q + cmd.values * dt
+        else:
+            self._tau = cmd.values.copy()
+        self.t += dt

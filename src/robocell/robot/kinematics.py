@@ -1,0 +1,127 @@
+"""Kinematics from the same URDF that pybullet simulates, computed by roboticstoolbox.
+
+roboticstoolbox is imported lazily (it costs about a second), on the first :class:`Kinematics`
+built. All poses are spatialmath ``SE3`` in the robot's base frame; joint vectors are numpy
+arrays of shape (n,) in [rad].
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from spatialmath import SE3
+
+from robocell.errors import KinematicsError
+
+
+@functools.lru_cache(maxsize=32)
+def _load_ets(urdf: str, flange: str) -> Any:
+    import warnings
+
+    import roboticstoolbox as rtb
+    from roboticstoolbox.models.URDF.URDFRobot import URDF_file
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        elinks, name, _ = URDF_file(urdf)
+        robot = rtb.Robot(elinks, name=name)
+    if flange not in {link.name for link in robot.links}:
+        raise KinematicsError(f"{urdf}: no link named '{flange}' for the flange")
+    return robot
+
+
+class Kinematics:
+    """Forward, differential and inverse kinematics of one serial robot.
+
+    Args:
+        urdf: path of the robot's URDF (the one pybullet loads).
+        flange_link: name of the flange link.
+        qlim: (2, n) joint position limits [rad] used by IK.
+        tcp: tool centre point relative to the flange (default: the flange itself).
+    """
+
+    def __init__(
+        self, urdf: str | Path, flange_link: str, qlim: np.ndarray, tcp: SE3 | None = None
+    ) -> None:
+        self._robot = _load_ets(str(Path(urdf).resolve()), flange_link)
+        self._flange = flange_link
+        self.n: int = int(self._robot.n)
+        self.qlim = np.asarray(qlim, dtype=float)
+        if self.qlim.shape != (2, self.n):
+            raise KinematicsError(f"qlim must have shape (2, {self.n}), got {self.qlim.shape}")
+        self.tcp = tcp if tcp is not None else SE3()
+        self._tcp_inv = self.tcp.inv()
+        self._restarts = np.random.default_rng(0).uniform(
+            self.qlim[0], self.qlim[1], size=(24, self.n)
+        )
+
+    def with_tcp(self, tcp: SE3) -> Kinematics:
+        """The same robot with another tool centre point."""
+        k = object.__new__(Kinematics)
+        k.__dict__.update(self.__dict__)
+        k.tcp = tcp
+        k._tcp_inv = tcp.inv()
+        return k
+
+    def flange(self, q: np.ndarray) -> SE3:
+        """Flange pose in the base frame."""
+        return SE3(self._robot.fkine(np.asarray(q, float), end=self._flange))
+
+    def fkine(self, q: np.ndarray) -> SE3:
+        """TCP pose in the base frame."""
+        return self.flange(q) * self.tcp
+
+    def jacob0(self, q: np.ndarray) -> np.ndarray:
+        """Geometric Jacobian at the TCP in the base frame, shape (6, n), rows [v; omega]."""
+        return np.asarray(
+            self._robot.jacob0(np.asarray(q, float), end=self._flange, tool=self.tcp.A)
+        )
+
+    def manipulability(self, q: np.ndarray) -> float:
+        """Yoshikawa manipulability sqrt(det(J J^T)) of the translational+rotational Jacobian."""
+        J = self.jacob0(q)
+        return float(np.sqrt(max(np.linalg.det(J @ J.T), 0.0)))
+
+    def ik(self, T: SE3, q0: np.ndarray, tol: float = 1e-9, search: bool = False
+           ) -> np.ndarray | None:
+        """Joint solution for TCP pose ``T`` (base frame) within the joint limits.
+
+        With ``search=False`` (tracking a path) the solver starts from ``q0`` and only falls back
+        to a fixed, deterministic set of restarts when that fails. With ``search=True`` (a new
+        target) every start is tried and the valid solution nearest to ``q0`` is returned, so a
+        target does not land on another configuration branch (elbow, wrist or shoulder flip)
+        just because the solver wandered. Returns None when nothing is found.
+        """
+        target = T * self._tcp_inv
+        q0 = np.asarray(q0, float)
+        first = self._solve(target, q0, tol)
+        if first is not None and not search:
+            return first
+        sols = [first] if first is not None else []
+        sols += [s for s in (self._solve(target, s0, tol) for s0 in self._restarts)
+                 if s is not None]
+        if not sols:
+            return None
+        return min(sols, key=lambda s: float(np.sum((s - q0) ** 2)))
+
+    def _solve(self, target: SE3, q0: np.ndarray, tol: float) -> np.ndarray | None:
+        sol = self._robot.ik_LM(
+            target, end=self._flange, q0=q0, ilimit=60, slimit=1, tol=tol, joint_limits=True
+        )
+        q, ok = np.asarray(sol.q, float), bool(sol.success)
+        if not ok:
+            return None
+        # rtb may return angles wrapped by 2*pi; bring them as close to q0 as the limits allow
+        for i in range(self.n):
+            for shift in (-2 * np.pi, 2 * np.pi):
+                cand = q[i] + shift
+                if self.qlim[0, i] <= cand <= self.qlim[1, i] and abs(cand - q0[i]) < abs(
+                    q[i] - q0[i]
+                ):
+                    q[i] = cand
+        if np.any(q < self.qlim[0] - 1e-9) or np.any(q > self.qlim[1] + 1e-9):
+            return None
+        return q

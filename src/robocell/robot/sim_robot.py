@@ -1,0 +1,178 @@
+"""SimRobot: the Robot interface implemented on a pybullet World."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pybullet as pb
+from spatialmath import SE3
+
+from robocell.errors import ScenarioError
+from robocell.robot.interface import JointCommand, Robot, RobotState, Tool
+from robocell.robot.library import RobotModel
+from robocell.sim.world import World, pb_to_pose, pose_to_pb
+
+
+class SimRobot(Robot):
+    """A robot simulated by pybullet from its URDF.
+
+    Joint servos are pybullet's motor constraints limited to the joints' effort limits, so a
+    position command is tracked as well as the torque limits allow, and the measured torque is the
+    motor's applied torque (gravity and inertia included).
+
+    Args:
+        world: the World to live in.
+        model: the robot model (URDF + limits).
+        name: unique robot name in the cell.
+        base: world pose of the robot's base link.
+        tool: the tool on the flange.
+        control_period: control period [s], a multiple of the physics step.
+        q0: initial joint positions [rad] (default: the model's home pose, else zeros).
+        position_gain: pybullet motor position gain (share of the position error corrected per
+            physics step); ``velocity_gain`` the same for the velocity error.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        model: RobotModel,
+        name: str = "r1",
+        base: SE3 | None = None,
+        tool: Tool | None = None,
+        control_period: float = 0.002,
+        q0: np.ndarray | None = None,
+        position_gain: float = 0.3,
+        velocity_gain: float = 1.0,
+    ) -> None:
+        super().__init__(name, model, base if base is not None else SE3(), tool, control_period)
+        world.steps_for(control_period, f"robot '{name}' control_period")
+        self.world = world
+        cid = world.client
+        self.body = world.load_urdf(model.urdf, self.base, fixed_base=True, self_collision=True)
+        by_name: dict[str, int] = {}
+        link_by_name: dict[str, int] = {}
+        for j in range(pb.getNumJoints(self.body, physicsClientId=cid)):
+            info = pb.getJointInfo(self.body, j, physicsClientId=cid)
+            by_name[info[1].decode()] = j
+            link_by_name[info[12].decode()] = j
+        self.joint_ids = [by_name[n] for n in model.joint_names]
+        if model.flange_link not in link_by_name:
+            raise ScenarioError(f"{model.urdf}: no link named '{model.flange_link}'")
+        self.flange_index = link_by_name[model.flange_link]
+        self.link_indices = sorted(link_by_name.values())
+        self._gains = (
+            [position_gain] * self.n,
+            [velocity_gain] * self.n,
+        )
+        self._effort = list(model.limits.effort)
+        for link in [-1, *self.link_indices]:
+            pb.changeDynamics(self.body, link, linearDamping=0.0, angularDamping=0.0,
+                              jointDamping=0.0, physicsClientId=cid)
+        home = q0 if q0 is not None else model.home
+        q_init = np.array(home if home is not None else np.zeros(self.n), float)
+        lim = model.limits
+        if q_init.shape != (self.n,):
+            raise ScenarioError(f"robot '{name}': q0 needs {self.n} values, got {len(q_init)}")
+        if np.any(q_init < lim.lower) or np.any(q_init > lim.upper):
+            raise ScenarioError(f"robot '{name}': initial joint positions are outside the limits")
+        for j, qj in zip(self.joint_ids, q_init):
+            pb.resetJointState(self.body, j, float(qj), 0.0, physicsClientId=cid)
+        self._torque_mode = False
+        self._zeros = np.zeros(self.n)
+        self._tau_cmd = np.zeros(self.n)
+        self.tool_body: int | None = None
+        self._attach_tool()
+        self._apply(JointCommand.position(q_init))
+        self._state_step = -1
+        self._state: RobotState | None = None
+
+    # -- tool ----------------------------------------------------------------------------------
+    def _attach_tool(self) -> None:
+        """Create the tool's body on the flange (a cylinder from the flange to the TCP)."""
+        cid = self.world.client
+        if self.tool_body is not None:
+            pb.removeBody(self.tool_body, physicsClientId=cid)
+            self.tool_body = None
+        length = float(np.linalg.norm(self.tool.tcp.t))
+        if length < 1e-3 and self.tool.mass <= 0:
+            return
+        length = max(length, 1e-3)
+        axis = self.tool.tcp.t / length if np.linalg.norm(self.tool.tcp.t) > 1e-9 else np.array(
+            [0, 0, 1.0])
+        # cylinder frame: z along the flange->TCP axis, centred halfway
+        z = axis
+        x = np.cross([0, 1.0, 0], z) if abs(z[1]) < 0.9 else np.cross([1.0, 0, 0], z)
+        x /= np.linalg.norm(x)
+        R = np.column_stack([x, np.cross(z, x), z])
+        local = SE3.Rt(R, self.tool.tcp.t / 2)
+        flange = self._link_pose(self.flange_index)
+        self.tool_body = self.world.add_cylinder(
+            self.tool.radius, length, pose=flange * local, mass=max(self.tool.mass, 1e-3),
+            color=(0.25, 0.25, 0.3, 1.0),
+        )
+        pos, orn = pose_to_pb(local)
+        pb.createConstraint(self.body, self.flange_index, self.tool_body, -1, pb.JOINT_FIXED,
+                            [0, 0, 0], pos, [0, 0, 0], orn, physicsClientId=cid)
+        for link in [-1, *self.link_indices]:
+            pb.setCollisionFilterPair(self.body, self.tool_body, link, -1, 0, physicsClientId=cid)
+
+    def mount_tool(self, tool: Tool) -> None:
+        super().mount_tool(tool)
+        self._attach_tool()
+
+    # -- state & commands ----------------------------------------------------------------------
+    def state(self) -> RobotState:
+        step = self.world.steps
+        if self._state is None or step != self._state_step:
+            js = pb.getJointStates(self.body, self.joint_ids, physicsClientId=self.world.client)
+            q, dq, _, tau = zip(*js)
+            tau_arr = self._tau_cmd.copy() if self._torque_mode else np.array(tau)
+            self._state = RobotState(self.world.time, np.array(q), np.array(dq), tau_arr)
+            self._state_step = step
+        return self._state
+
+    def _apply(self, cmd: JointCommand) -> None:
+        cid = self.world.client
+        if cmd.mode == "torque":
+            if not self._torque_mode:
+                # release the motors so that only the commanded torques act
+                pb.setJointMotorControlArray(self.body, self.joint_ids, pb.VELOCITY_CONTROL,
+                                             forces=[0.0] * self.n, physicsClientId=cid)
+                self._torque_mode = True
+            self._tau_cmd = cmd.values.copy()
+            pb.setJointMotorControlArray(self.body, self.joint_ids, pb.TORQUE_CONTROL,
+                                         forces=list(cmd.values), physicsClientId=cid)
+            return
+        self._torque_mode = False
+        if cmd.mode == "position":
+            ff = cmd.velocity if cmd.velocity is not None else self._zeros
+            pb.setJointMotorControlArray(
+                self.body, self.joint_ids, pb.POSITION_CONTROL,
+                targetPositions=cmd.values.tolist(), targetVelocities=ff.tolist(),
+                forces=self._effort, positionGains=self._gains[0], velocityGains=self._gains[1],
+                physicsClientId=cid,
+            )
+        else:
+            pb.setJointMotorControlArray(
+                self.body, self.joint_ids, pb.VELOCITY_CONTROL,
+                targetVelocities=list(cmd.values), forces=self._effort, physicsClientId=cid,
+            )
+
+    # -- poses from the physics ----------------------------------------------------------------
+    def _link_pose(self, link: int) -> SE3:
+        ls = pb.getLinkState(self.body, link, computeForwardKinematics=True,
+                             physicsClientId=self.world.client)
+        return pb_to_pose(ls[4], ls[5])
+
+    def flange_pose(self) -> SE3:
+        """Flange pose in the world frame as the physics has it."""
+        return self._link_pose(self.flange_index)
+
+    def tcp_pose(self) -> SE3:
+        return self.flange_pose() * self.tool.tcp
+
+    def flange_raw(self) -> tuple[Sequence[float], Sequence[float]]:
+        ls = pb.getLinkState(self.body, self.flange_index, computeForwardKinematics=True,
+                             physicsClientId=self.world.client)
+        return ls[4], ls[5]

@@ -1,0 +1,238 @@
+"""Load a scenario file: YAML -> located nodes -> typed :class:`Scenario`.
+
+Every error names the file, the line and the field (``robots[0].base.xyz``) and, for a misspelt
+key, suggests the nearest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from robocell.errors import ScenarioError
+from robocell.scenario.model import Scenario
+
+PathT = tuple[str | int, ...]
+
+
+def field_name(path: PathT) -> str:
+    """``("robots", 0, "base")`` -> ``robots[0].base``."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def parse_field(name: str) -> PathT:
+    """Inverse of :func:`field_name`."""
+    path: list[str | int] = []
+    for part in name.replace("]", "").split("."):
+        head, *idx = part.split("[")
+        if head:
+            path.append(head)
+        path += [int(i) for i in idx]
+    return tuple(path)
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario with where it came from, to locate later (semantic) errors."""
+
+    scenario: Scenario
+    file: Path
+    lines: Mapping[PathT, int] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.file.parent
+
+    def line_of(self, path: PathT) -> int | None:
+        """The line of the deepest existing node on ``path``."""
+        for k in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:k]))
+            if line is not None:
+                return line
+        return None
+
+    def error(self, fld: str | PathT, message: str) -> ScenarioError:
+        path = parse_field(fld) if isinstance(fld, str) else fld
+        return ScenarioError(message, file=str(self.file), line=self.line_of(path),
+                             field=field_name(path) or None)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    pass
+
+
+def _walk(node: yaml.Node, path: PathT, lines: dict[PathT, int], file: str) -> Any:
+    """Node tree -> Python data, recording the 1-based line of every path."""
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for knode, vnode in node.value:
+            if not isinstance(knode, yaml.ScalarNode):
+                raise ScenarioError("keys must be plain names", file=file,
+                                    line=knode.start_mark.line + 1, field=field_name(path))
+            key = str(knode.value)
+            if key in out:
+                raise ScenarioError(f"duplicate key '{key}'", file=file,
+                                    line=knode.start_mark.line + 1,
+                                    field=field_name((*path, key)))
+            lines[(*path, key)] = knode.start_mark.line + 1
+            out[key] = _walk(vnode, (*path, key), lines, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(v, (*path, i), lines, file) for i, v in enumerate(node.value)]
+    loader = _UniqueKeyLoader("")
+    return loader.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, dict[PathT, int]]:
+    """YAML text -> (data, line of each path). Raises ScenarioError on a syntax error."""
+    try:
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = (exc.problem or str(exc)).strip()
+        raise ScenarioError(f"YAML syntax error: {problem}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"YAML error: {exc}", file=file) from None
+    lines: dict[PathT, int] = {}
+    if root is None:
+        return None, lines
+    try:
+        data = _walk(root, (), lines, file)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        raise ScenarioError(f"YAML error: {exc.problem}", file=file,
+                            line=mark.line + 1 if mark else None) from None
+    return data, lines
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """Model classes reachable through Optional/Union/list/dict annotations."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType, list, tuple, dict):
+        out: list[Any] = []
+        for a in typing.get_args(tp):
+            out += _unwrap(a)
+        return out
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    return []
+
+
+def _model_at(path: PathT) -> type[BaseModel] | None:
+    """The model class that validates the mapping at ``path`` (None if not a model)."""
+    model: type[BaseModel] | None = Scenario
+    for p in path:
+        if model is None:
+            return None
+        if isinstance(p, int):
+            continue
+        f = model.model_fields.get(p)
+        if f is None:
+            return None
+        models = _unwrap(f.annotation)
+        model = models[0] if models else None
+    return model
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> PathT:
+    """Drop pydantic's union/type tags from an error location, keeping real data keys."""
+    path: list[str | int] = []
+    cur = data
+    for p in loc:
+        if isinstance(cur, dict) and isinstance(p, str) and (p in cur or _is_field(path, p)):
+            path.append(p)
+            cur = cur.get(p)
+        elif isinstance(cur, list) and isinstance(p, int):
+            path.append(p)
+            cur = cur[p] if p < len(cur) else None
+    return tuple(path)
+
+
+def _is_field(path: list[str | int], key: str) -> bool:
+    m = _model_at(tuple(path))
+    return m is not None and key in m.model_fields
+
+
+def _message(err: Mapping[str, Any], path: PathT) -> str:
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        key = str(path[-1])
+        parent = _model_at(path[:-1])
+        valid = sorted(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown key '{key}'{hint}; valid keys: {', '.join(valid)}"
+    if etype == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    inp = err.get("input")
+    if etype not in ("missing",) and not isinstance(inp, (dict, list)):
+        msg += f" (got {json.dumps(inp, default=str)})"
+    return msg
+
+
+def validate_data(data: Any, file: Path, lines: Mapping[PathT, int]) -> LoadedScenario:
+    """Validate parsed YAML data into a :class:`LoadedScenario`."""
+    shell = LoadedScenario(Scenario.model_construct(), file, lines)
+    if not isinstance(data, dict):
+        raise shell.error((), "a scenario must be a YAML mapping (key: value lines)")
+    try:
+        scn = Scenario.model_validate(data)
+    except ValidationError as exc:
+        errs = exc.errors()
+        # report the first error (in file order) so the message is one line
+        located = []
+        for e in errs:
+            path = _clean_loc(tuple(e["loc"]), data)
+            located.append((shell.line_of(path) or 0, path, e))
+        located.sort(key=lambda x: x[0])
+        line, path, e = located[0]
+        fld = path
+        if e["type"] == "missing":
+            fld = (*path, e["loc"][-1]) if e["loc"] and e["loc"][-1] not in path else path
+        more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
+        raise ScenarioError(_message(e, path) + more, file=str(file),
+                            line=shell.line_of(path), field=field_name(fld) or None) from None
+    return LoadedScenario(scn, file, lines)
+
+
+def load_scenario(path: str | Path) -> LoadedScenario:
+    """Read and validate a scenario file (structure and types; see ``cell.build`` for the
+    checks that need the robot models and the controller)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScenarioError("scenario file not found", file=str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read the file: {exc}", file=str(p)) from None
+    data, lines = parse_yaml(text, str(p))
+    if data is None:
+        raise ScenarioError("the scenario file is empty", file=str(p), line=1)
+    return validate_data(data, p, lines)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the scenario format (for editor autocompletion)."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "robocell scenario"
+    return schema
