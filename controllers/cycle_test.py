@@ -97,7 +97,7 @@ class CycleTest:
                               self.speed)]
         cycle: list[Any] = []
         q_now = qs[0]
-        for i, j in zip(order[:-1], order[1:]):
+        for j in order[1:]:
             if self.motion == "joint":
                 seg: Any = JointMove(q_now, qs[j], lim.velocity, lim.acceleration, lim.jerk,
                                      self.speed)

@@ -7,6 +7,7 @@ Quick use::
     print(result.table())
 """
 
+from robocell import _quiet  # noqa: F401  (must come first)
 from robocell.api import run
 from robocell.cell.build import cell_from_scenario
 from robocell.cell.cell import Cell, RunResult

@@ -54,7 +54,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(res.kpis, indent=2, sort_keys=True))
         return 0
-    print(f"{loaded.scenario.name}  (seed {a.seed if a.seed is not None else loaded.scenario.seed})")
+    seed = a.seed if a.seed is not None else loaded.scenario.seed
+    print(f"{loaded.scenario.name}  (seed {seed})")
     print(res.table())
     if res.out_dir is not None:
         print(f"\nwritten to {res.out_dir}/: kpis.json, recording.arrows, events.jsonl"

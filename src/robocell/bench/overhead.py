@@ -1,7 +1,8 @@
 """robocell's run loop against a plain pybullet loop over the same bodies and control law.
 
 The plain loop is what a user would write by hand: every control period read the joint states,
-sample the same planned trajectory, send it to the same position motors, then step the physics.
+run the same control law (the controller's move sequencer), send its command to the same
+position motors, then step the physics.
 It runs on the very bodies robocell built (same URDF, flags, tool, gains), so the ratio of the two
 is the cost of everything robocell adds: limit clamping, observations, the controller protocol,
 KPIs, collision checks and the streamed recording.
@@ -56,6 +57,7 @@ def _build(scenario: Path) -> Cell:
 def time_robocell(scenario: Path, duration: float, record: bool = True) -> float:
     """Wall seconds for ``duration`` of cell time through ``Cell.run`` (recording on)."""
     cell = _build(scenario)
+    cell.end_when_done = False  # both loops simulate the same cell time
     try:
         with tempfile.TemporaryDirectory() as tmp:
             gc.collect()
@@ -72,9 +74,7 @@ def time_plain(scenario: Path, duration: float) -> float:
     try:
         (robot,) = cell.robots.values()
         assert isinstance(robot, SimRobot)
-        seq = cell.controller.seq  # the reference controllers keep their plan here
-        segs = seq.segments
-        starts = np.cumsum([0.0] + [s.duration for s in segs])
+        seq = cell.controller.seq  # the reference controllers keep their MoveSequencer here
         cid, body, joints = cell.world.client, robot.body, robot.joint_ids
         effort = list(robot.limits.effort)
         n = robot.n
@@ -84,16 +84,14 @@ def time_plain(scenario: Path, duration: float) -> float:
         ticks = round(duration / dt)
         gc.collect()
         t0 = time.perf_counter()
-        i = 0
         for k in range(ticks):
-            t = k * dt
             js = pb.getJointStates(body, joints, physicsClientId=cid)
-            q = np.array([s[0] for s in js])  # noqa: F841 - read as a controller would
-            while i + 1 < len(segs) and t >= starts[i + 1]:
-                i += 1
-            qd, dqd, _ = segs[i].sample(min(t - starts[i], segs[i].duration))
+            q = np.array([s[0] for s in js])
+            cmd, _ = seq.step(k * dt, q)  # the same control law as the controller's
+            dqd = cmd.velocity if cmd.velocity is not None else np.zeros(n)
             pb.setJointMotorControlArray(body, joints, pb.POSITION_CONTROL,
-                                         targetPositions=list(qd), targetVelocities=list(dqd),
+                                         targetPositions=cmd.values.tolist(),
+                                         targetVelocities=dqd.tolist(),
                                          forces=effort, positionGains=kp, velocityGains=kd,
                                          physicsClientId=cid)
             for _ in range(steps):

@@ -415,28 +415,29 @@ class Cell:
         """Count collisions as episodes: a pair of bodies/links that starts touching."""
         now: set[tuple[int, int, int, int]] = set()
         robot_bodies = {r.body: n for n, r in self.robots.items() if isinstance(r, SimRobot)}
-        tool_bodies = {r.tool_body for r in self.robots.values()
-                       if isinstance(r, SimRobot) and r.tool_body is not None}
         for body in robot_bodies:
             for c in self.world.contacts(body_a=body):
                 if c.link_a == -1 and c.body_b == self.ground:
                     continue  # the robot's base stands on the floor
-                key = (c.body_a, c.link_a, c.body_b, c.link_b)
+                la, lb = c.link_a, c.link_b
+                if c.body_b == body and la > lb:
+                    la, lb = lb, la  # a self contact is reported both ways round
+                key = (c.body_a, la, c.body_b, lb)
+                if key in now:
+                    continue
                 now.add(key)
                 if key in self._contacts_now:
-                    continue
+                    continue  # the same contact as at the last check: one episode
+                robot = self.robots[robot_bodies[body]]
+                assert isinstance(robot, SimRobot)
                 if c.body_b == body:
-                    if (c.body_b, c.link_b, c.body_a, c.link_a) in self._contacts_now:
-                        continue
                     self._collisions["self"] += 1
-                    self.emit("collision", robot=robot_bodies[body], contact="self",
-                              link_a=c.link_a, link_b=c.link_b)
-                elif c.body_b in tool_bodies:
-                    continue
+                    self.emit("collision", robot=robot.name, contact="self",
+                              link_a=robot.link_name(la), link_b=robot.link_name(lb))
                 else:
                     self._collisions["environment"] += 1
-                    self.emit("collision", robot=robot_bodies[body], contact="environment",
-                              link=c.link_a, other=self._body_name(c.body_b))
+                    self.emit("collision", robot=robot.name, contact="environment",
+                              link=robot.link_name(la), other=self._body_name(c.body_b))
         self._contacts_now = now
 
     def _body_name(self, body: int) -> str:
@@ -446,7 +447,7 @@ class Cell:
             if b == body:
                 return n
         for n, r in self.robots.items():
-            if isinstance(r, SimRobot) and body in (r.body, r.tool_body):
+            if isinstance(r, SimRobot) and body == r.body:
                 return n
         return f"body{body}"
 

@@ -9,7 +9,6 @@ one place, and every clamping episode is reported as a :class:`LimitEvent`.
 from __future__ import annotations
 
 import math
-
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field

@@ -85,7 +85,7 @@ class Kinematics:
         J = self.jacob0(q)
         return float(np.sqrt(max(np.linalg.det(J @ J.T), 0.0)))
 
-    def ik(self, T: SE3, q0: np.ndarray, tol: float = 1e-9, search: bool = False
+    def ik(self, T: SE3, q0: np.ndarray, tol: float = 1e-12, search: bool = False
            ) -> np.ndarray | None:
         """Joint solution for TCP pose ``T`` (base frame) within the joint limits.
 
@@ -109,7 +109,7 @@ class Kinematics:
 
     def _solve(self, target: SE3, q0: np.ndarray, tol: float) -> np.ndarray | None:
         sol = self._robot.ik_LM(
-            target, end=self._flange, q0=q0, ilimit=60, slimit=1, tol=tol, joint_limits=True
+            target, end=self._flange, q0=q0, ilimit=100, slimit=1, tol=tol, joint_limits=True
         )
         q, ok = np.asarray(sol.q, float), bool(sol.success)
         if not ok:

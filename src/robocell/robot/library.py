@@ -1,9 +1,9 @@
 """The robot library: folders in ``robots/`` (URDF + ``robot.yaml`` + README), or any URDF file.
 
-A model is named either by a library folder name (``ur5e``) or by a path to a URDF file. Limits come
-from the URDF (position, velocity, effort) and from ``robot.yaml`` (acceleration, jerk, stiffness);
-for a bare URDF without ``robot.yaml`` the acceleration and jerk limits are derived from the velocity
-limits (see :data:`DEFAULT_ACCEL_PER_VEL`) and marked as estimates.
+A model is named either by a library folder name (``ur5e``) or by a path to a URDF file. Limits
+come from the URDF (position, velocity, effort) and from ``robot.yaml`` (acceleration, jerk,
+stiffness); for a bare URDF without ``robot.yaml`` the acceleration and jerk limits are derived
+from the velocity limits (see :data:`DEFAULT_ACCEL_PER_VEL`) and marked as estimates.
 """
 
 from __future__ import annotations

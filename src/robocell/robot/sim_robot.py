@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pybullet as pb
@@ -11,7 +16,7 @@ from spatialmath import SE3
 from robocell.errors import ScenarioError
 from robocell.robot.interface import JointCommand, Robot, RobotState, Tool
 from robocell.robot.library import RobotModel
-from robocell.sim.world import World, pb_to_pose, pose_to_pb
+from robocell.sim.world import World, pb_to_pose
 
 
 class SimRobot(Robot):
@@ -49,7 +54,8 @@ class SimRobot(Robot):
         world.steps_for(control_period, f"robot '{name}' control_period")
         self.world = world
         cid = world.client
-        self.body = world.load_urdf(model.urdf, self.base, fixed_base=True, self_collision=True)
+        self.body = world.load_urdf(self._urdf_with_tool(), self.base, fixed_base=True,
+                                    self_collision=True)
         by_name: dict[str, int] = {}
         link_by_name: dict[str, int] = {}
         for j in range(pb.getNumJoints(self.body, physicsClientId=cid)):
@@ -57,6 +63,7 @@ class SimRobot(Robot):
             by_name[info[1].decode()] = j
             link_by_name[info[12].decode()] = j
         self.joint_ids = [by_name[n] for n in model.joint_names]
+        self._link_names = {v: k for k, v in link_by_name.items()}
         if model.flange_link not in link_by_name:
             raise ScenarioError(f"{model.urdf}: no link named '{model.flange_link}'")
         self.flange_index = link_by_name[model.flange_link]
@@ -81,45 +88,82 @@ class SimRobot(Robot):
         self._torque_mode = False
         self._zeros = np.zeros(self.n)
         self._tau_cmd = np.zeros(self.n)
-        self.tool_body: int | None = None
-        self._attach_tool()
         self._apply(JointCommand.position(q_init))
         self._state_step = -1
         self._state: RobotState | None = None
 
     # -- tool ----------------------------------------------------------------------------------
-    def _attach_tool(self) -> None:
-        """Create the tool's body on the flange (a cylinder from the flange to the TCP)."""
-        cid = self.world.client
-        if self.tool_body is not None:
-            pb.removeBody(self.tool_body, physicsClientId=cid)
-            self.tool_body = None
-        length = float(np.linalg.norm(self.tool.tcp.t))
-        if length < 1e-3 and self.tool.mass <= 0:
-            return
+    def _tool_link_xml(self) -> str:
+        """URDF text of the tool as a link fixed to the flange: a cylinder from the flange to
+        the TCP carrying the tool's mass (part of the multibody, so it costs the solver nothing
+        extra, unlike a separate body held by a constraint)."""
+        tool = self.tool
+        offset = np.asarray(tool.tcp.t, float)
+        length = float(np.linalg.norm(offset))
+        if length < 1e-3 and tool.mass <= 0:
+            return ""
         length = max(length, 1e-3)
-        axis = self.tool.tcp.t / length if np.linalg.norm(self.tool.tcp.t) > 1e-9 else np.array(
-            [0, 0, 1.0])
-        # cylinder frame: z along the flange->TCP axis, centred halfway
-        z = axis
-        x = np.cross([0, 1.0, 0], z) if abs(z[1]) < 0.9 else np.cross([1.0, 0, 0], z)
-        x /= np.linalg.norm(x)
-        R = np.column_stack([x, np.cross(z, x), z])
-        local = SE3.Rt(R, self.tool.tcp.t / 2)
-        flange = self._link_pose(self.flange_index)
-        self.tool_body = self.world.add_cylinder(
-            self.tool.radius, length, pose=flange * local, mass=max(self.tool.mass, 1e-3),
-            color=(0.25, 0.25, 0.3, 1.0),
+        z = offset / length if np.linalg.norm(offset) > 1e-9 else np.array([0.0, 0.0, 1.0])
+        # cylinder axis along flange->TCP: rotate z onto that direction (roll-pitch-yaw)
+        pitch = float(np.arctan2(np.hypot(z[0], z[1]), z[2]))
+        yaw = float(np.arctan2(z[1], z[0]))
+        mid = offset / 2
+        m = max(tool.mass, 1e-3)
+        r = tool.radius
+        ixx = m * (3 * r * r + length * length) / 12
+        izz = m * r * r / 2
+        xyz = f"{mid[0]:.9g} {mid[1]:.9g} {mid[2]:.9g}"
+        org = f'<origin xyz="{xyz}" rpy="0 {pitch:.9g} {yaw:.9g}"/>'
+        geom = f'<geometry><cylinder radius="{r:.9g}" length="{length:.9g}"/></geometry>'
+        return (
+            f'<link name="robocell_tool"><inertial>{org}<mass value="{m:.9g}"/>'
+            f'<inertia ixx="{ixx:.9g}" iyy="{ixx:.9g}" izz="{izz:.9g}" ixy="0" ixz="0" iyz="0"/>'
+            f'</inertial><visual>{org}{geom}<material name="robocell_tool">'
+            f'<color rgba="0.25 0.25 0.3 1"/></material></visual>'
+            f'<collision>{org}{geom}</collision></link>'
+            f'<joint name="robocell_tool_mount" type="fixed">'
+            f'<parent link="{self.model.flange_link}"/>'
+            f'<child link="robocell_tool"/><origin xyz="0 0 0" rpy="0 0 0"/></joint>'
         )
-        pos, orn = pose_to_pb(local)
-        pb.createConstraint(self.body, self.flange_index, self.tool_body, -1, pb.JOINT_FIXED,
-                            [0, 0, 0], pos, [0, 0, 0], orn, physicsClientId=cid)
-        for link in [-1, *self.link_indices]:
-            pb.setCollisionFilterPair(self.body, self.tool_body, link, -1, 0, physicsClientId=cid)
+
+    def _urdf_with_tool(self) -> Path:
+        """The model's URDF, with the tool link added when there is one (written to a cache
+        file; relative mesh paths are made absolute so that the copy still finds them)."""
+        extra = self._tool_link_xml()
+        if not extra:
+            return self.model.urdf
+        text = self.model.urdf.read_text(encoding="utf-8")
+        base = self.model.urdf.parent
+
+        def absolute(mt: re.Match[str]) -> str:
+            fn = mt.group(2)
+            if fn.startswith(("/", "package://", "file://")):
+                return mt.group(0)
+            return f'{mt.group(1)}{(base / fn).resolve()}{mt.group(3)}'
+
+        text = re.sub(r'(filename=")([^"]+)(")', absolute, text)
+        end = text.rindex("</robot>")
+        text = text[:end] + extra + "\n" + text[end:]
+        digest = hashlib.sha1(text.encode()).hexdigest()[:16]
+        cache = Path(tempfile.gettempdir()) / "robocell-urdf"
+        cache.mkdir(exist_ok=True)
+        path = cache / f"{self.model.urdf.stem}-{digest}.urdf"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)  # atomic: parallel workers may write the same file
+        return path
+
+    def link_name(self, link: int) -> str:
+        """Name of pybullet link index ``link`` (-1 is the base)."""
+        if link == -1:
+            return self.model.base_link
+        return self._link_names.get(link, f"link{link}")
 
     def mount_tool(self, tool: Tool) -> None:
+        """Change the TCP (kinematics and recorded TCP). The tool's body and mass stay those
+        given when the robot was created (they are part of the loaded multibody)."""
         super().mount_tool(tool)
-        self._attach_tool()
 
     # -- state & commands ----------------------------------------------------------------------
     def state(self) -> RobotState:

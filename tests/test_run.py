@@ -1,0 +1,145 @@
+"""Runs end to end: KPIs, outputs, determinism (in-process and across processes), SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SCENARIOS, strip_timing
+
+import robocell as rc
+from robocell.record.recorder import column
+
+CYCLE = SCENARIOS / "cycle_test.yaml"
+
+
+@pytest.fixture(scope="module")
+def cycle_run(tmp_path_factory) -> rc.RunResult:
+    return rc.run(CYCLE, out_dir=tmp_path_factory.mktemp("cycle"))
+
+
+def test_cycle_test_reports_cycle_time_and_outputs(cycle_run: rc.RunResult) -> None:
+    k = cycle_run.kpis
+    assert k["cycles"] == 5
+    assert 0.5 < k["cycle_time_s"] < 5.0
+    # every cycle is the same motion: measured times agree within two control periods
+    assert k["cycle_time_max_s"] - k["cycle_time_min_s"] <= 0.004 + 1e-9
+    r1 = k["robots"]["r1"]
+    assert r1["limit_violations"] == 0
+    assert r1["peak_joint_speed_share"] <= 1.0
+    assert k["collisions_environment"] == 0 and k["collisions_self"] == 0
+    out = cycle_run.out_dir
+    assert out is not None
+    for name in ("kpis.json", "recording.arrows", "events.jsonl", "joints_r1.png",
+                 "tcp_path.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert strip_timing(json.loads((out / "kpis.json").read_text())) == strip_timing(k)
+
+
+def test_recorded_tcp_path_is_the_cycle(cycle_run: rc.RunResult) -> None:
+    """The TCP visits the four corners: 25 mm up, 305 mm across (from the recording)."""
+    table = rc.read_recording(cycle_run.out_dir)
+    tcp = column(table, "r1.tcp")
+    t = column(table, "t")
+    assert np.all(np.diff(t) > 0)
+    after = t > 3.0  # after the approach
+    z, y = tcp[after, 2], tcp[after, 1]
+    assert z.max() - z.min() == pytest.approx(0.025, abs=0.0015)
+    assert y.max() - y.min() == pytest.approx(0.305, abs=0.0015)
+
+
+def test_path_length_kpi_matches_recording(cycle_run: rc.RunResult) -> None:
+    tcp = column(rc.read_recording(cycle_run.out_dir), "r1.tcp")
+    length = float(np.linalg.norm(np.diff(tcp, axis=0), axis=1).sum())
+    assert cycle_run.kpis["robots"]["r1"]["path_length_m"] == pytest.approx(length, rel=1e-9)
+
+
+def test_same_seed_same_kpis_and_recording(tmp_path: Path, cycle_run: rc.RunResult) -> None:
+    again = rc.run(CYCLE, out_dir=tmp_path)
+    assert strip_timing(again.kpis) == strip_timing(cycle_run.kpis)
+    a = (cycle_run.out_dir / "recording.arrows").read_bytes()
+    b = (tmp_path / "recording.arrows").read_bytes()
+    assert a == b
+    assert (cycle_run.out_dir / "events.jsonl").read_bytes() == (
+        tmp_path / "events.jsonl").read_bytes()
+
+
+def test_same_seed_identical_in_two_processes(tmp_path: Path) -> None:
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"p{i}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "robocell.cli", "run", str(CYCLE), "--out", str(out),
+             "--duration", "4", "--json"],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PYTHONHASHSEED": str(i)},
+        )
+        assert proc.returncode == 0, proc.stderr
+        outs.append(out)
+    ka, kb = (strip_timing(json.loads((o / "kpis.json").read_text())) for o in outs)
+    assert ka == kb
+    rec_a, rec_b = ((o / "recording.arrows").read_bytes() for o in outs)
+    assert rec_a == rec_b
+
+
+def test_step_by_step_equals_run(tmp_path: Path, cycle_run: rc.RunResult) -> None:
+    """An external driver stepping the cell sees exactly what run() computes."""
+    loaded = rc.load_scenario(CYCLE)
+    cell = rc.cell_from_scenario(loaded)
+    try:
+        obs = cell.start()
+        n = round(2.0 / cell.control_period)
+        for _ in range(n):
+            obs = cell.step()
+        assert obs.t == pytest.approx(2.0)
+        q_step = obs.robots["r1"].q
+    finally:
+        cell.close()
+    table = rc.read_recording(cycle_run.out_dir)
+    t = column(table, "t")
+    row = int(np.flatnonzero(np.isclose(t, 2.0))[0])
+    assert np.array_equal(column(table, "r1.q")[row], q_step)
+
+
+def test_recording_survives_sigkill(tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robocell.cli", "run", str(CYCLE), "--out", str(out),
+         "--duration", "600"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    rec = out / "recording.arrows"
+    deadline = time.monotonic() + 120
+    try:
+        # wait until at least three seconds of cell time have been flushed
+        while time.monotonic() < deadline:
+            if rec.exists() and rec.stat().st_size > 0:
+                t = column(rc.read_recording(out), "t")
+                if len(t) and t[-1] >= 3.0:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run did not record 3 s of cell time in 120 s")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    table = rc.read_recording(out)
+    t = column(table, "t")
+    assert t[-1] >= 3.0
+    # contiguous from the start, one sample per control period
+    assert t[0] == 0.0
+    assert np.allclose(np.diff(t), 0.002)
+    # and the samples are the deterministic run's samples
+    full = rc.run(CYCLE, duration=float(np.floor(t[-1])), out_dir=tmp_path / "full")
+    ref = rc.read_recording(full.out_dir)
+    n = min(len(t), ref.num_rows)
+    assert n >= 1500
+    assert np.array_equal(column(table, "r1.q")[:n], column(ref, "r1.q")[:n])
