@@ -2,7 +2,8 @@
 
 The plain loop is what a user would write by hand: every control period read the joint states,
 run the same control law (the controller's move sequencer), send its command to the same
-position motors, then step the physics.
+position motors (moving the setpoint along the feed-forward before each physics step, as
+robocell's drive model does), then step the physics.
 It runs on the very bodies robocell built (same URDF, flags, tool, gains), so the ratio of the two
 is the cost of everything robocell adds: limit clamping, observations, the controller protocol,
 KPIs, collision checks and the streamed recording.
@@ -84,17 +85,20 @@ def time_plain(scenario: Path, duration: float) -> float:
         ticks = round(duration / dt)
         gc.collect()
         t0 = time.perf_counter()
+        h = cell.world.physics_step
         for k in range(ticks):
             js = pb.getJointStates(body, joints, physicsClientId=cid)
             q = np.array([s[0] for s in js])
             cmd, _ = seq.step(k * dt, q)  # the same control law as the controller's
-            dqd = cmd.velocity if cmd.velocity is not None else np.zeros(n)
-            pb.setJointMotorControlArray(body, joints, pb.POSITION_CONTROL,
-                                         targetPositions=cmd.values.tolist(),
-                                         targetVelocities=dqd.tolist(),
-                                         forces=effort, positionGains=kp, velocityGains=kd,
-                                         physicsClientId=cid)
-            for _ in range(steps):
+            qd = cmd.values.tolist()
+            dqd = cmd.velocity.tolist() if cmd.velocity is not None else [0.0] * n
+            for i in range(steps):
+                # the same drive model: the setpoint moves along the feed-forward between ticks
+                target = qd if i == 0 else [a + w * i * h for a, w in zip(qd, dqd)]
+                pb.setJointMotorControlArray(body, joints, pb.POSITION_CONTROL,
+                                             targetPositions=target, targetVelocities=dqd,
+                                             forces=effort, positionGains=kp, velocityGains=kd,
+                                             physicsClientId=cid)
                 pb.stepSimulation(physicsClientId=cid)
         return time.perf_counter() - t0
     finally:

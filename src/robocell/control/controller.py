@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 from spatialmath import SE3
@@ -74,19 +75,19 @@ class Marker:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Observation:
+class Observation(NamedTuple):
     """What a controller sees at time ``t`` [s].
 
     ``robots`` maps robot names to their measured state; ``due`` names the robots whose control
     tick this is (commands for other robots are held until their own tick); ``signals`` are the
-    cell's I/O; ``events`` are the cell events since the previous call.
+    cell's I/O (read-only here: write them through :attr:`Commands.signals`); ``events`` are the
+    cell events since the previous call.
     """
 
     t: float
     robots: Mapping[str, RobotState]
     due: tuple[str, ...]
-    signals: Mapping[str, Any] = field(default_factory=dict)
+    signals: Mapping[str, Any] = MappingProxyType({})
     events: tuple[Any, ...] = ()
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from spatialmath import SE3, UnitQuaternion
+from spatialmath import SE3
 
 from robocell.errors import LimitError
 from robocell.robot.kinematics import Kinematics
@@ -99,12 +98,16 @@ class Robot(ABC):
         self.control_period = float(control_period)
         self._kin: Kinematics | None = None
         self._clamping = np.zeros((3, model.dof), dtype=bool)
-        self._last_target: np.ndarray | None = None
         self._events: list[LimitEvent] = []
         self.limit_episodes = 0
         # (a hair of slack so that a command exactly at the limit is not reported as clamped)
         self._vel_step = model.limits.velocity * self.control_period * (1 + 1e-9)
         self._neg_vel = -model.limits.velocity
+        self._lower_l = model.limits.lower.tolist()
+        self._upper_l = model.limits.upper.tolist()
+        self._step_l = self._vel_step.tolist()
+        self._vmax_l = model.limits.velocity.tolist()
+        self._last_target_list: list[float] | None = None
         self._any_clamping = False
 
     # -- static facts --------------------------------------------------------------------------
@@ -141,19 +144,79 @@ class Robot(ABC):
         """Send an already-clamped command to the hardware or the physics."""
 
     def command(self, cmd: JointCommand, t: float) -> JointCommand:
-        """Clamp ``cmd`` to the limits, apply it, and return what was applied."""
+        """Clamp ``cmd`` to the limits, apply it, and return what was applied.
+
+        Raises LimitError for a wrong joint count or a NaN/infinite value (never applied).
+        """
+        applied = self.apply_command(cmd, t)
+        return JointCommand(applied.mode, np.array(applied.values, float),
+                            None if applied.velocity is None else np.array(applied.velocity))
+
+    def apply_command(self, cmd: JointCommand, t: float) -> JointCommand:
+        """:meth:`command` for the run loop: the returned command may hold plain lists."""
         vals = cmd.values
-        if type(vals) is not np.ndarray or vals.dtype != np.float64:
+        if cmd.mode == "position":
+            applied = self._clamp_position(vals, cmd.velocity, t)
+        else:
             vals = np.asarray(vals, float)
-        if vals.shape != (self.n,):
-            raise LimitError(f"{self.name}: command needs {self.n} joint values, got {vals.shape}")
-        if not math.isfinite(vals.sum()):  # one reduction catches NaN and inf
-            raise LimitError(f"{self.name}: command contains NaN or infinite values: {vals}")
-        if cmd.velocity is not None and not math.isfinite(cmd.velocity.sum()):
-            raise LimitError(f"{self.name}: velocity feed-forward contains NaN or inf")
-        applied = self._clamp(cmd, vals, t)
+            if vals.shape != (self.n,):
+                raise LimitError(
+                    f"{self.name}: command needs {self.n} joint values, got {vals.shape}")
+            if not np.isfinite(vals).all():
+                raise LimitError(f"{self.name}: command contains NaN or infinite values: {vals}")
+            applied = self._clamp(cmd, vals, t)
         self._apply(applied)
         return applied
+
+    def _clamp_position(self, vals: Any, ff: Any, t: float) -> JointCommand:
+        """Position targets: inside the joint limits and no further from the previous target
+        than the velocity limit allows in one control period; the velocity feed-forward within
+        the velocity limits.
+
+        This runs every control tick, so it works on Python floats: for six joints that is
+        several times cheaper than a chain of small numpy operations. Returns lists.
+        """
+        req = vals.tolist() if isinstance(vals, np.ndarray) else [float(v) for v in vals]
+        if len(req) != self.n or (isinstance(vals, np.ndarray) and vals.ndim != 1):
+            raise LimitError(f"{self.name}: command needs {self.n} joint values, got "
+                             f"{np.shape(vals)}")
+        prev = self._last_target_list
+        if prev is None:
+            prev = self.state().q.tolist()
+        out = []
+        clamped = False
+        for v, p, lo, hi, st in zip(req, prev, self._lower_l, self._upper_l, self._step_l):
+            if not math.isfinite(v):
+                raise LimitError(f"{self.name}: command contains NaN or infinite values: {req}")
+            a = p - st
+            b = p + st
+            if lo > a:
+                a = lo
+            if hi < b:
+                b = hi
+            if v < a:
+                v = a
+                clamped = True
+            elif v > b:
+                v = b
+                clamped = True
+            out.append(v)
+        if clamped or self._any_clamping:
+            self._limit_report(np.asarray(req), np.asarray(prev), t)
+        self._last_target_list = out
+        ffl = None
+        if ff is not None:
+            ffl = ff.tolist() if isinstance(ff, np.ndarray) else [float(w) for w in ff]
+            if len(ffl) != self.n:
+                raise LimitError(f"{self.name}: velocity feed-forward needs {self.n} values")
+            for i, (w, vmax) in enumerate(zip(ffl, self._vmax_l)):
+                if not math.isfinite(w):
+                    raise LimitError(f"{self.name}: velocity feed-forward contains NaN or inf")
+                if w > vmax:
+                    ffl[i] = vmax
+                elif w < -vmax:
+                    ffl[i] = -vmax
+        return JointCommand("position", out, ffl)  # type: ignore[arg-type]
 
     def flange_pose(self) -> SE3:
         """Flange pose in the world frame, from the measured joint positions."""
@@ -162,13 +225,6 @@ class Robot(ABC):
     def tcp_pose(self) -> SE3:
         """TCP pose in the world frame, from the measured joint positions."""
         return self.base * self.kinematics.fkine(self.state().q)
-
-    def flange_raw(self) -> tuple[Sequence[float], Sequence[float]]:
-        """Flange position [m] and quaternion (x, y, z, w) in the world: the recorder's cheap
-        form of :meth:`flange_pose`."""
-        T = self.flange_pose()
-        q = UnitQuaternion(T.R).vec
-        return tuple(T.t), (q[1], q[2], q[3], q[0])
 
     def pop_events(self) -> list[LimitEvent]:
         ev, self._events = self._events, []
@@ -198,21 +254,7 @@ class Robot(ABC):
 
     def _clamp(self, cmd: JointCommand, vals: np.ndarray, t: float) -> JointCommand:
         lim = self.limits
-        if cmd.mode == "position":
-            # one band per joint: inside the position limits and no further from the previous
-            # target than the velocity limit allows in one control period
-            prev = self._last_target if self._last_target is not None else self.state().q
-            lo = np.maximum(lim.lower, prev - self._vel_step)
-            hi = np.minimum(lim.upper, prev + self._vel_step)
-            q = np.minimum(np.maximum(vals, lo), hi)
-            if self._any_clamping or not np.array_equal(q, vals):
-                self._limit_report(vals, prev, t)
-            self._last_target = q
-            ff = cmd.velocity
-            if ff is not None:
-                ff = np.minimum(np.maximum(ff, self._neg_vel), lim.velocity)
-            return JointCommand("position", q, ff)
-        self._last_target = None
+        self._last_target_list = None
         if cmd.mode == "velocity":
             dq = np.clip(vals, -lim.velocity, lim.velocity)
             self._note(1, dq != vals, t, vals, np.sign(vals) * lim.velocity)
@@ -250,12 +292,13 @@ class FakeRobot(Robot):
 
     def _apply(self, cmd: JointCommand) -> None:
         dt = self.control_period
+        vals = np.array(cmd.values, float)
         if cmd.mode == "position":
-            self._dq = (cmd.values - self._q) / dt
-            self._q = cmd.values.copy()
+            self._dq = (vals - self._q) / dt
+            self._q = vals
         elif cmd.mode == "velocity":
-            self._dq = cmd.values.copy()
-            self._q = self._q + cmd.values * dt
+            self._dq = vals
+            self._q = self._q + vals * dt
         else:
-            self._tau = cmd.values.copy()
+            self._tau = vals
         self.t += dt

@@ -54,9 +54,58 @@ class Kinematics:
             raise KinematicsError(f"qlim must have shape (2, {self.n}), got {self.qlim.shape}")
         self.tcp = tcp if tcp is not None else SE3()
         self._tcp_inv = self.tcp.inv()
+        self._chain_cache: list[tuple[str, Any]] | None = None
         self._restarts = np.random.default_rng(0).uniform(
             self.qlim[0], self.qlim[1], size=(24, self.n)
         )
+
+    def _chain(self) -> list[tuple[str, Any]]:
+        """The flange's elementary transforms: ('const', 4x4) or (axis, joint index)."""
+        if self._chain_cache is None:
+            import warnings
+
+            chain: list[tuple[str, Any]] = []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for et in self._robot.ets(end=self._flange):
+                    if et.isjoint:
+                        if et.isflip:
+                            raise KinematicsError("flipped joint axes are not supported")
+                        chain.append((str(et.axis), int(et.jindex)))
+                    else:
+                        chain.append(("const", np.asarray(et.A(), float)))
+            self._chain_cache = chain
+        return self._chain_cache
+
+    def flange_batch(self, Q: np.ndarray) -> np.ndarray:
+        """Flange poses for many joint vectors at once: ``Q`` (k, n) -> (k, 4, 4), base frame.
+
+        Vectorised over k (the recorder turns a second of samples into TCP poses at once).
+        """
+        Q = np.asarray(Q, float)
+        k = len(Q)
+        T = np.broadcast_to(np.eye(4), (k, 4, 4)).copy()
+        for kind, val in self._chain():
+            if kind == "const":
+                T = T @ val
+                continue
+            q = Q[:, val]
+            c, s = np.cos(q), np.sin(q)
+            M = np.zeros((k, 4, 4))
+            M[:, 3, 3] = 1.0
+            if kind in ("Rx", "Ry", "Rz"):
+                i, j = {"Rx": (1, 2), "Ry": (2, 0), "Rz": (0, 1)}[kind]
+                a = {"Rx": 0, "Ry": 1, "Rz": 2}[kind]
+                M[:, a, a] = 1.0
+                M[:, i, i] = c
+                M[:, j, j] = c
+                M[:, i, j] = -s
+                M[:, j, i] = s
+            else:  # prismatic tx, ty, tz
+                M[:, 0, 0] = M[:, 1, 1] = M[:, 2, 2] = 1.0
+                M[:, "xyz".index(kind[1]), 3] = q
+            T = T @ M
+        return T
 
     def with_tcp(self, tcp: SE3) -> Kinematics:
         """The same robot with another tool centre point."""

@@ -6,7 +6,6 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +75,9 @@ class SimRobot(Robot):
         for link in [-1, *self.link_indices]:
             pb.changeDynamics(self.body, link, linearDamping=0.0, angularDamping=0.0,
                               jointDamping=0.0, physicsClientId=cid)
+        # the drives cannot turn a joint faster than its rated speed, whatever the servo asks
+        for j, vmax in zip(self.joint_ids, model.limits.velocity):
+            pb.changeDynamics(self.body, j, maxJointVelocity=float(vmax), physicsClientId=cid)
         home = q0 if q0 is not None else model.home
         q_init = np.array(home if home is not None else np.zeros(self.n), float)
         lim = model.limits
@@ -86,11 +88,12 @@ class SimRobot(Robot):
         for j, qj in zip(self.joint_ids, q_init):
             pb.resetJointState(self.body, j, float(qj), 0.0, physicsClientId=cid)
         self._torque_mode = False
-        self._zeros = np.zeros(self.n)
+        self._interp: tuple[list[float], list[float]] | None = None
+        self._cmd_step = 0
         self._tau_cmd = np.zeros(self.n)
         self._apply(JointCommand.position(q_init))
         self._state_step = -1
-        self._state: RobotState | None = None
+        self._state: RobotState = RobotState(0.0, q_init, np.zeros(self.n), np.zeros(self.n))
 
     # -- tool ----------------------------------------------------------------------------------
     def _tool_link_xml(self) -> str:
@@ -167,41 +170,74 @@ class SimRobot(Robot):
 
     # -- state & commands ----------------------------------------------------------------------
     def state(self) -> RobotState:
-        step = self.world.steps
-        if self._state is None or step != self._state_step:
+        step = self.world._steps
+        if step != self._state_step:
             js = pb.getJointStates(self.body, self.joint_ids, physicsClientId=self.world.client)
-            q, dq, _, tau = zip(*js)
-            tau_arr = self._tau_cmd.copy() if self._torque_mode else np.array(tau)
-            self._state = RobotState(self.world.time, np.array(q), np.array(dq), tau_arr)
+            # one array for the three vectors (cheaper than three small ones)
+            a = np.array([(s[0], s[1], s[3]) for s in js]).T.copy()
+            if self._torque_mode:
+                a[2] = self._tau_cmd
+            self._state = RobotState(step * self.world.physics_step, a[0], a[1], a[2])
             self._state_step = step
         return self._state
 
     def _apply(self, cmd: JointCommand) -> None:
         cid = self.world.client
         if cmd.mode == "torque":
+            self._interp = None
             if not self._torque_mode:
                 # release the motors so that only the commanded torques act
                 pb.setJointMotorControlArray(self.body, self.joint_ids, pb.VELOCITY_CONTROL,
                                              forces=[0.0] * self.n, physicsClientId=cid)
                 self._torque_mode = True
-            self._tau_cmd = cmd.values.copy()
+            self._tau_cmd = np.array(cmd.values, float)
             pb.setJointMotorControlArray(self.body, self.joint_ids, pb.TORQUE_CONTROL,
                                          forces=list(cmd.values), physicsClientId=cid)
             return
         self._torque_mode = False
         if cmd.mode == "position":
-            ff = cmd.velocity if cmd.velocity is not None else self._zeros
-            pb.setJointMotorControlArray(
-                self.body, self.joint_ids, pb.POSITION_CONTROL,
-                targetPositions=cmd.values.tolist(), targetVelocities=ff.tolist(),
-                forces=self._effort, positionGains=self._gains[0], velocityGains=self._gains[1],
-                physicsClientId=cid,
-            )
-        else:
+            vals = cmd.values if isinstance(cmd.values, list) else list(cmd.values)
+            ff = cmd.velocity
+            if ff is None:
+                # no feed-forward given: the drive assumes the setpoints' own rate
+                prev = self._interp[0] if self._interp is not None else vals
+                ffl = [(a - b) / self.control_period for a, b in zip(vals, prev)]
+            else:
+                ffl = ff if isinstance(ff, list) else list(ff)
+            self._interp = (vals, ffl)
+            self._cmd_step = self.world._steps
+            self._send_position(vals, ffl)
+            return
+        self._interp = None
+        if cmd.mode == "velocity":
             pb.setJointMotorControlArray(
                 self.body, self.joint_ids, pb.VELOCITY_CONTROL,
                 targetVelocities=list(cmd.values), forces=self._effort, physicsClientId=cid,
             )
+
+    def _send_position(self, q: list[float], dq: list[float]) -> None:
+        pb.setJointMotorControlArray(
+            self.body, self.joint_ids, pb.POSITION_CONTROL,
+            targetPositions=q, targetVelocities=dq,
+            forces=self._effort, positionGains=self._gains[0], velocityGains=self._gains[1],
+            physicsClientId=self.world.client,
+        )
+
+    def pre_step(self) -> None:
+        """Called before every physics step. Between two control ticks the joint drives move
+        their position setpoint along the commanded velocity, as real drives interpolate the
+        controller's setpoints at their own, faster rate. Holding the setpoint still for the
+        whole period would make the servo brake and re-accelerate every physics step, with
+        torque spikes that no real robot shows."""
+        interp = self._interp
+        if interp is None:
+            return
+        i = self.world._steps - self._cmd_step
+        if i <= 0:
+            return
+        dt = i * self.world.physics_step
+        q, dq = interp
+        self._send_position([a + w * dt for a, w in zip(q, dq)], dq)
 
     # -- poses from the physics ----------------------------------------------------------------
     def _link_pose(self, link: int) -> SE3:
@@ -215,8 +251,3 @@ class SimRobot(Robot):
 
     def tcp_pose(self) -> SE3:
         return self.flange_pose() * self.tool.tcp
-
-    def flange_raw(self) -> tuple[Sequence[float], Sequence[float]]:
-        ls = pb.getLinkState(self.body, self.flange_index, computeForwardKinematics=True,
-                             physicsClientId=self.world.client)
-        return ls[4], ls[5]

@@ -6,7 +6,7 @@ see each other (pybullet's implicit "current client" is never used).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,12 +115,21 @@ class World:
             )
         return int(n)
 
-    def step(self, n: int = 1) -> None:
-        """Advance physics by ``n`` fixed steps."""
+    def step(self, n: int = 1, before_each: Sequence[Callable[[], None]] = ()) -> None:
+        """Advance physics by ``n`` fixed steps, calling each of ``before_each`` (e.g. robot
+        drives that move their setpoints) before every step."""
         cid = self.client
-        for _ in range(n):
-            pb.stepSimulation(physicsClientId=cid)
-        self._steps += n
+        sim = pb.stepSimulation
+        if before_each:
+            for _ in range(n):
+                for f in before_each:
+                    f()
+                sim(physicsClientId=cid)
+                self._steps += 1
+        else:
+            for _ in range(n):
+                sim(physicsClientId=cid)
+            self._steps += n
 
     # -- bodies --------------------------------------------------------------------------------
     def load_urdf(
