@@ -6,6 +6,8 @@ see each other (pybullet's implicit "current client" is never used).
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +76,12 @@ class World:
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.gui = gui
+        if gui and sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        ):
+            # pybullet's GUI would end the whole process without a display
+            raise RobocellError("the GUI needs a display (DISPLAY is not set); "
+                                "run without --gui for a headless run")
         mode = pb.GUI if gui else pb.DIRECT
         self.client: int = pb.connect(mode)
         if self.client < 0:
