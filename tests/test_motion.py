@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import timeit
 
 import numpy as np
 import pytest
@@ -268,19 +267,16 @@ def test_joint_move_shapes_and_no_motion() -> None:
     move = JointMove(q0, q0 + 1.0, 1.0, 2.0, 10.0)
     assert move.sample(0.2)[0].shape == (3,)
     assert move.sample(np.linspace(0, 1, 5))[1].shape == (5, 3)
+    # The scalar fast path agrees with the vectorised one everywhere.
+    ts = np.linspace(-0.1, move.duration + 0.1, 41)
+    batch = move.sample(ts)
+    for i, t in enumerate(ts):
+        for got, want in zip(move.sample(float(t)), batch, strict=True):
+            assert np.allclose(got, want[i], rtol=0, atol=1e-14)
     with pytest.raises(ValueError, match="shape"):
         JointMove(q0, np.zeros(4), 1.0, 1.0, 1.0)
     with pytest.raises(LimitError, match=r"a_max\[1\]"):
         JointMove(q0, q0 + 1, 1.0, [1.0, 0.0, 1.0], 1.0)
-
-
-def test_joint_move_sample_cost() -> None:
-    """Prints the per-call cost of a scalar sample (no timing assertion)."""
-    move = JointMove(np.zeros(6), np.array([1.0, -0.5, 2.0, 0.3, 0.1, -1.0]), V_UR, A_UR, J_UR)
-    t = 0.37 * move.duration
-    n = 20000
-    cost = min(timeit.repeat(lambda: move.sample(t), number=n, repeat=3)) / n
-    print(f"\nJointMove.sample(scalar): {cost * 1e6:.2f} us per call")
 
 
 # --------------------------------------------------------------------------------------------

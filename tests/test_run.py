@@ -143,3 +143,22 @@ def test_recording_survives_sigkill(tmp_path: Path) -> None:
     n = min(len(t), ref.num_rows)
     assert n >= 1500
     assert np.array_equal(column(table, "r1.q")[:n], column(ref, "r1.q")[:n])
+
+
+def test_cartesian_square_is_tracked(tmp_path: Path) -> None:
+    """The Cartesian path controller keeps the TCP on the drawn square (z constant, inside the
+    square's bounds) and completes both cycles."""
+    res = rc.run(SCENARIOS / "cartesian_square.yaml", out_dir=tmp_path)
+    assert res.kpis["cycles"] == 2
+    table = rc.read_recording(tmp_path)
+    t, tcp = column(table, "t"), column(table, "r1.tcp")
+    events = rc.read_events(tmp_path)
+    first_cycle_end = next(e["t"] for e in events if e["kind"] == "cycle")
+    start = first_cycle_end - res.kpis["cycle_time_s"]
+    on_path = (t > start + 0.01) & (t <= t[-1])
+    p = tcp[on_path]
+    assert np.abs(p[:, 2] - 0.2).max() < 0.5e-3
+    assert p[:, 0].min() > 0.35 - 1e-3 and p[:, 0].max() < 0.55 + 1e-3
+    assert p[:, 1].min() > -0.1 - 1e-3 and p[:, 1].max() < 0.1 + 1e-3
+    # it really went round: both x and y span the square
+    assert np.ptp(p[:, 0]) > 0.19 and np.ptp(p[:, 1]) > 0.19
