@@ -28,7 +28,7 @@ from spatialmath import SE3
 from robocell import Commands, ControllerContext, JointCommand, Observation
 from robocell.control.motion import JointMove, cartesian_arc, cartesian_line
 from robocell.control.sequencer import MoveSequencer
-from robocell.control.targets import joint_target, pose_from_params
+from robocell.control.targets import joint_target, number, pose_from_params
 from robocell.errors import ScenarioError
 
 
@@ -46,16 +46,11 @@ class CartesianPath:
     def __init__(self, start: dict[str, Any], path: list[dict[str, Any]],
                  tcp_speed: float = 0.25, tcp_accel: float = 2.0, tcp_jerk: float = 50.0,
                  servo_gain: float = 0.2, cycles: int = 1, robot: str | None = None) -> None:
-        for key, val in (("tcp_speed", tcp_speed), ("tcp_accel", tcp_accel),
-                         ("tcp_jerk", tcp_jerk)):
-            if not (isinstance(val, (int, float)) and np.isfinite(val) and val > 0):
-                raise ScenarioError(f"{key} must be a positive number, got {val!r}", field=key)
-        if not 0 <= servo_gain <= 1:
-            raise ScenarioError(f"servo_gain must be in [0, 1], got {servo_gain}",
-                                field="servo_gain")
-        if int(cycles) != cycles or cycles < 1:
-            raise ScenarioError(f"cycles must be a whole number >= 1, got {cycles}",
-                                field="cycles")
+        tcp_speed = number(tcp_speed, "tcp_speed", low=0, low_open=True)
+        tcp_accel = number(tcp_accel, "tcp_accel", low=0, low_open=True)
+        tcp_jerk = number(tcp_jerk, "tcp_jerk", low=0, low_open=True)
+        servo_gain = number(servo_gain, "servo_gain", low=0, high=1)
+        cycles = int(number(cycles, "cycles", low=1, whole=True))
         if not isinstance(path, list) or not path:
             raise ScenarioError("path needs at least one segment", field="path")
         self.start = start
@@ -73,8 +68,11 @@ class CartesianPath:
                 if not isinstance(spec, dict) or set(spec) != {"via", "to"}:
                     raise ScenarioError("an arc needs 'via' [x, y, z] and 'to' (a pose)",
                                         field=f"{fld}.arc")
-                via = np.asarray(spec["via"], float)
-                if via.shape != (3,):
+                try:
+                    via = np.asarray(spec["via"], float)
+                except (TypeError, ValueError):
+                    via = np.zeros(0)
+                if via.shape != (3,) or not np.all(np.isfinite(via)):
                     raise ScenarioError("via must be three numbers [m]", field=f"{fld}.arc.via")
                 self.segments.append(("arc", via, pose_from_params(spec["to"], f"{fld}.arc.to")))
         self.limits = (float(tcp_speed), float(tcp_accel), float(tcp_jerk))

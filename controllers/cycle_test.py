@@ -29,7 +29,7 @@ from spatialmath import SE3
 from robocell import Commands, ControllerContext, Observation
 from robocell.control.motion import JointMove, cartesian_line
 from robocell.control.sequencer import MoveSequencer
-from robocell.control.targets import pose_from_params
+from robocell.control.targets import number, pose_from_params
 from robocell.errors import KinematicsError, ScenarioError
 
 CORNERS = ("start", "start+up", "start+up+across", "start+across")
@@ -46,20 +46,23 @@ class CycleTest:
         if motion not in ("joint", "linear"):
             raise ScenarioError(f"motion must be 'joint' or 'linear', got {motion!r}",
                                 field="motion")
-        if not 0 < speed <= 1:
-            raise ScenarioError(f"speed must be in (0, 1], got {speed}", field="speed")
-        for key, val in (("up", up), ("across", across), ("tcp_speed", tcp_speed),
-                         ("tcp_accel", tcp_accel), ("tcp_jerk", tcp_jerk),
-                         ("in_position_mrad", in_position_mrad)):
-            if not (isinstance(val, (int, float)) and np.isfinite(val) and val > 0):
-                raise ScenarioError(f"{key} must be a positive number, got {val!r}", field=key)
-        if int(cycles) != cycles or cycles < 1:
-            raise ScenarioError(f"cycles must be a whole number >= 1, got {cycles}",
-                                field="cycles")
-        d = np.asarray(direction, float)
+        speed = number(speed, "speed", low=0, low_open=True, high=1)
+        up, across = number(up, "up", low=0, low_open=True), number(across, "across", low=0)
+        tcp_speed = number(tcp_speed, "tcp_speed", low=0, low_open=True)
+        tcp_accel = number(tcp_accel, "tcp_accel", low=0, low_open=True)
+        tcp_jerk = number(tcp_jerk, "tcp_jerk", low=0, low_open=True)
+        in_position_mrad = number(in_position_mrad, "in_position_mrad", low=0, low_open=True)
+        cycles = int(number(cycles, "cycles", low=1, whole=True))
+        try:
+            d = np.array(direction, dtype=float)
+        except (TypeError, ValueError):
+            d = np.zeros(0)
+        if d.shape != (3,) or not np.all(np.isfinite(d)):
+            raise ScenarioError(f"direction must be three numbers, got {direction!r}",
+                                field="direction")
         d[2] = 0.0
-        if d.shape != (3,) or np.linalg.norm(d) < 1e-9:
-            raise ScenarioError("direction must be a horizontal 3-vector", field="direction")
+        if np.linalg.norm(d) < 1e-9:
+            raise ScenarioError("direction must have a horizontal component", field="direction")
         self.start_pose = pose_from_params(start, "start")
         self.up, self.across = float(up), float(across)
         self.direction = d / np.linalg.norm(d)

@@ -25,8 +25,7 @@ import numpy as np
 from robocell import Commands, ControllerContext, Observation
 from robocell.control.motion import JointMove
 from robocell.control.sequencer import Hold, MoveSequencer
-from robocell.control.targets import joint_target, targets_list
-from robocell.errors import ScenarioError
+from robocell.control.targets import joint_target, number, targets_list
 
 
 class PointToPoint:
@@ -34,15 +33,10 @@ class PointToPoint:
 
     def __init__(self, targets: list[Any], robot: str | None = None, speed: float = 1.0,
                  dwell: float = 0.0, cycles: int = 1, in_position_mrad: float = 1.0) -> None:
-        if not 0 < speed <= 1:
-            raise ScenarioError(f"speed must be in (0, 1], got {speed}", field="speed")
-        if dwell < 0:
-            raise ScenarioError(f"dwell must be >= 0 s, got {dwell}", field="dwell")
-        if int(cycles) != cycles or cycles < 1:
-            raise ScenarioError(f"cycles must be a whole number >= 1, got {cycles}",
-                                field="cycles")
-        if in_position_mrad <= 0:
-            raise ScenarioError("in_position_mrad must be > 0", field="in_position_mrad")
+        speed = number(speed, "speed", low=0, low_open=True, high=1)
+        dwell = number(dwell, "dwell", low=0)
+        cycles = int(number(cycles, "cycles", low=1, whole=True))
+        in_position_mrad = number(in_position_mrad, "in_position_mrad", low=0, low_open=True)
         self.targets = targets_list(targets, "targets")
         self.robot_name = robot
         self.speed = float(speed)

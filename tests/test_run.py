@@ -33,7 +33,8 @@ def test_cycle_test_reports_cycle_time_and_outputs(cycle_run: rc.RunResult) -> N
     assert k["cycle_time_max_s"] - k["cycle_time_min_s"] <= 0.004 + 1e-9
     r1 = k["robots"]["r1"]
     assert r1["limit_violations"] == 0
-    assert r1["peak_joint_speed_share"] <= 1.0
+    # full speed: some joint reaches its rated speed, none goes beyond it
+    assert 0.95 <= r1["peak_joint_speed_share"] <= 1.0 + 1e-9
     assert k["collisions_environment"] == 0 and k["collisions_self"] == 0
     out = cycle_run.out_dir
     assert out is not None
@@ -162,3 +163,20 @@ def test_cartesian_square_is_tracked(tmp_path: Path) -> None:
     assert p[:, 1].min() > -0.1 - 1e-3 and p[:, 1].max() < 0.1 + 1e-3
     # it really went round: both x and y span the square
     assert np.ptp(p[:, 0]) > 0.19 and np.ptp(p[:, 1]) > 0.19
+
+
+@pytest.mark.slow
+def test_long_run_keeps_every_sample(tmp_path: Path) -> None:
+    """Two minutes of cell time: every control tick is recorded once, in order, and the KPIs of
+    the held pose after the cycles stay clean."""
+    cell = rc.cell_from_scenario(rc.load_scenario(CYCLE))
+    cell.end_when_done = False
+    try:
+        res = cell.run(120.0, out_dir=tmp_path, plots=False)
+    finally:
+        cell.close()
+    t = column(rc.read_recording(tmp_path), "t")
+    assert len(t) == 60001
+    assert np.allclose(np.diff(t), 0.002)
+    assert res.kpis["cycles"] == 5
+    assert res.kpis["limit_violations"] == 0

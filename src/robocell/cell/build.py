@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -39,7 +40,8 @@ def load_controller_class(use: str, base_dir: Path) -> type:
         if path is None:
             raise ScenarioError(f"controller file '{target}' not found (looked next to the "
                                 "scenario, in its parent folders and the current folder)")
-        mod_name = f"robocell_user_controller_{abs(hash(str(path.resolve())))}"
+        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        mod_name = f"robocell_user_controller_{path.stem}_{digest}"
         module = sys.modules.get(mod_name)
         if module is None:
             spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -58,6 +60,8 @@ def load_controller_class(use: str, base_dir: Path) -> type:
         except ImportError as exc:
             raise ScenarioError(f"cannot import controller module '{target}': {exc}") from None
     cls = getattr(module, cls_name, None)
+    if cls is not None and not inspect.isclass(cls):
+        raise ScenarioError(f"'{cls_name}' in {target} is not a class")
     if cls is None:
         names = [n for n, v in vars(module).items() if inspect.isclass(v)]
         close = difflib.get_close_matches(cls_name, names, n=1)
@@ -165,10 +169,13 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False,
                 raise loaded.error(("objects", i), exc.message) from None
         rp = scn.outputs.record_period
         if rp is not None:
-            steps = rp / w.physics_step
-            if abs(steps - round(steps)) > 1e-6:
+            tick = cell.control_period
+            if abs(rp / tick - round(rp / tick)) > 1e-6 or round(rp / tick) < 1:
                 raise loaded.error(("outputs", "record_period"),
-                                   f"{rp} s is not a multiple of the physics step")
+                                   f"{rp} s is not a whole multiple of the control tick {tick} s")
+        if scn.duration < cell.control_period:
+            raise loaded.error(("duration",), f"{scn.duration} s is shorter than one control "
+                                              f"tick ({cell.control_period} s)")
         if scn.controller is not None:
             try:
                 cls = load_controller_class(scn.controller.use, loaded.base_dir)
@@ -182,6 +189,9 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False,
                 key = getattr(exc, "field", None)
                 path = ("controller", "params", *_split(key)) if key else ("controller",)
                 raise loaded.error(path, getattr(exc, "message", str(exc))) from None
+            except (RobocellError, TypeError, ValueError) as exc:
+                name = type(cell.controller).__name__
+                raise loaded.error(("controller",), f"{name}.reset() failed: {exc}") from None
     except BaseException:
         cell.close()
         raise

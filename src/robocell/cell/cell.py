@@ -26,7 +26,7 @@ from robocell.control.controller import (
     Observation,
     RobotInfo,
 )
-from robocell.errors import ScenarioError
+from robocell.errors import RobocellError, ScenarioError
 from robocell.record.kpis import MotionKpis
 from robocell.record.recorder import Recorder, robot_columns
 from robocell.robot.interface import JointCommand, Robot, RobotState, Tool
@@ -71,23 +71,47 @@ class _TickBuffer:
         q = self.state[:k, 0]
         T = r.base.A @ r.kinematics.flange_batch(q) @ r.tool.tcp.A
         c = self.cmd[:k]
-        q_ref = c[:, :n] + c[:, n:2 * n] * (t[:k] - c[:, 2 * n])[:, None]
+        lim = r.limits
+        q_ref = np.clip(c[:, :n] + c[:, n:2 * n] * (t[:k] - c[:, 2 * n])[:, None],
+                        lim.lower, lim.upper)
         return {"q": q, "dq": self.state[:k, 1], "tau": self.state[:k, 2],
                 "q_cmd": q_ref, "tcp": T[:, :3, 3].copy(),
                 "tcp_quat": _matrices_to_quat(T[:, :3, :3])}
 
 
 def _matrices_to_quat(R: np.ndarray) -> np.ndarray:
-    """(k, 3, 3) rotation matrices -> (k, 4) unit quaternions x, y, z, w (w >= 0)."""
-    m00, m11, m22 = R[:, 0, 0], R[:, 1, 1], R[:, 2, 2]
-    w = np.sqrt(np.maximum(0.0, 1 + m00 + m11 + m22)) / 2
-    x = np.sqrt(np.maximum(0.0, 1 + m00 - m11 - m22)) / 2
-    y = np.sqrt(np.maximum(0.0, 1 - m00 + m11 - m22)) / 2
-    z = np.sqrt(np.maximum(0.0, 1 - m00 - m11 + m22)) / 2
-    x = np.copysign(x, R[:, 2, 1] - R[:, 1, 2])
-    y = np.copysign(y, R[:, 0, 2] - R[:, 2, 0])
-    z = np.copysign(z, R[:, 1, 0] - R[:, 0, 1])
-    return np.stack([x, y, z, w], axis=-1)
+    """(k, 3, 3) rotation matrices -> (k, 4) unit quaternions x, y, z, w (w >= 0).
+
+    Shepperd's method: each row starts from its largest of (w, x, y, z), so rotations near
+    180 degrees (a tool pointing straight down) stay exact."""
+    k = len(R)
+    tr = R[:, 0, 0] + R[:, 1, 1] + R[:, 2, 2]
+    cand = np.stack([tr, R[:, 0, 0], R[:, 1, 1], R[:, 2, 2]], axis=1)
+    which = cand.argmax(axis=1)
+    q = np.empty((k, 4))  # w, x, y, z
+    for c in range(4):
+        m = which == c
+        if not m.any():
+            continue
+        r = R[m]
+        if c == 0:
+            s = np.sqrt(1.0 + tr[m]) * 2
+            q[m] = np.stack([s / 4, (r[:, 2, 1] - r[:, 1, 2]) / s,
+                             (r[:, 0, 2] - r[:, 2, 0]) / s, (r[:, 1, 0] - r[:, 0, 1]) / s], 1)
+        elif c == 1:
+            s = np.sqrt(1.0 + r[:, 0, 0] - r[:, 1, 1] - r[:, 2, 2]) * 2
+            q[m] = np.stack([(r[:, 2, 1] - r[:, 1, 2]) / s, s / 4,
+                             (r[:, 0, 1] + r[:, 1, 0]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s], 1)
+        elif c == 2:
+            s = np.sqrt(1.0 + r[:, 1, 1] - r[:, 0, 0] - r[:, 2, 2]) * 2
+            q[m] = np.stack([(r[:, 0, 2] - r[:, 2, 0]) / s, (r[:, 0, 1] + r[:, 1, 0]) / s,
+                             s / 4, (r[:, 1, 2] + r[:, 2, 1]) / s], 1)
+        else:
+            s = np.sqrt(1.0 + r[:, 2, 2] - r[:, 0, 0] - r[:, 1, 1]) * 2
+            q[m] = np.stack([(r[:, 1, 0] - r[:, 0, 1]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s,
+                             (r[:, 1, 2] + r[:, 2, 1]) / s, s / 4], 1)
+    q[q[:, 0] < 0] *= -1
+    return q[:, [1, 2, 3, 0]]
 
 
 @dataclass
@@ -165,6 +189,7 @@ class Cell:
         self._obs: Observation | None = None
         self.done = False
         self._reset_for: Controller | None = None
+        self._finished = False
 
     # -- building ------------------------------------------------------------------------------
     def add_robot(
@@ -350,7 +375,20 @@ class Cell:
         obs = self._obs
         assert obs is not None
         if commands is None:
-            commands = self.controller.step(obs) if self.controller is not None else Commands()
+            if self.controller is None:
+                commands = Commands()
+            else:
+                try:
+                    commands = self.controller.step(obs)
+                except RobocellError:
+                    raise
+                except Exception as exc:
+                    name = type(self.controller).__name__
+                    raise RobocellError(f"controller {name}.step() raised at t={obs.t:.3f} s: "
+                                        f"{type(exc).__name__}: {exc}") from exc
+                if not isinstance(commands, Commands):
+                    raise RobocellError(f"controller {type(self.controller).__name__}.step() "
+                                        f"must return Commands, got {type(commands).__name__}")
         t = self.time
         for name, cmd in commands.joints.items():
             if name not in self.robots:
@@ -427,10 +465,11 @@ class Cell:
             for c in self.world.contacts(body_a=body):
                 if c.link_a == -1 and c.body_b == self.ground:
                     continue  # the robot's base stands on the floor
+                # one key per touching pair, whichever body the query started from
+                key = ((c.body_a, c.link_a, c.body_b, c.link_b)
+                       if (c.body_a, c.link_a) <= (c.body_b, c.link_b)
+                       else (c.body_b, c.link_b, c.body_a, c.link_a))
                 la, lb = c.link_a, c.link_b
-                if c.body_b == body and la > lb:
-                    la, lb = lb, la  # a self contact is reported both ways round
-                key = (c.body_a, la, c.body_b, lb)
                 if key in now:
                     continue
                 now.add(key)
@@ -483,8 +522,14 @@ class Cell:
         if not (math.isfinite(duration) and duration > 0):
             raise ScenarioError(f"duration must be > 0 s, got {duration!r}", field="duration")
         out = Path(out_dir) if out_dir is not None else None
+        if self._finished:
+            raise RobocellError("this cell has run already; build a new cell for another run "
+                                "(cell_from_scenario or Cell(...))")
         if not self._started:
             self.start(out, record_period, metadata=metadata)
+        elif out is not None and self._recorder is None:
+            raise RobocellError("the cell was started without a recording; pass out_dir to "
+                                "start(), or call run() without starting it first")
         t_end = self.time + duration
         n_ticks = round(duration / (self._tick_steps * self.world.physics_step))
         report = _progress_printer(progress)
@@ -502,6 +547,7 @@ class Cell:
                         report(self.time, t_end, self.time / max(now - wall0, 1e-9))
         finally:
             wall = time.perf_counter() - wall0
+            self._finished = True
             self._drain()
             if self._recorder is not None:
                 self._recorder.close()

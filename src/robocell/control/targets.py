@@ -78,3 +78,19 @@ def targets_list(value: Any, field: str) -> Sequence[Any]:
     if not isinstance(value, (list, tuple)) or not value:
         raise ScenarioError("needs a non-empty list of targets", field=field)
     return value
+
+
+def number(value: Any, field: str, *, low: float | None = None, high: float | None = None,
+           low_open: bool = False, whole: bool = False) -> float:
+    """A controller parameter that must be a number (optionally within bounds), or a
+    ScenarioError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ScenarioError(f"must be a number, got {value!r}", field=field)
+    if whole and int(value) != value:
+        raise ScenarioError(f"must be a whole number, got {value!r}", field=field)
+    if low is not None and (value <= low if low_open else value < low):
+        raise ScenarioError(f"must be {'>' if low_open else '>='} {low:g}, got {value!r}",
+                            field=field)
+    if high is not None and value > high:
+        raise ScenarioError(f"must be <= {high:g}, got {value!r}", field=field)
+    return float(value)

@@ -108,6 +108,7 @@ class Robot(ABC):
         self._step_l = self._vel_step.tolist()
         self._vmax_l = model.limits.velocity.tolist()
         self._last_target_list: list[float] | None = None
+        self._mode: str = "position"
         self._any_clamping = False
 
     # -- static facts --------------------------------------------------------------------------
@@ -180,6 +181,10 @@ class Robot(ABC):
         if len(req) != self.n or (isinstance(vals, np.ndarray) and vals.ndim != 1):
             raise LimitError(f"{self.name}: command needs {self.n} joint values, got "
                              f"{np.shape(vals)}")
+        if self._mode != "position":
+            self._clamping[:] = False  # a new command mode starts new limit episodes
+            self._any_clamping = False
+            self._mode = "position"
         prev = self._last_target_list
         if prev is None:
             prev = self.state().q.tolist()
@@ -204,8 +209,11 @@ class Robot(ABC):
         if clamped or self._any_clamping:
             self._limit_report(np.asarray(req), np.asarray(prev), t)
         self._last_target_list = out
-        ffl = None
-        if ff is not None:
+        if ff is None:
+            # no feed-forward given: the drive follows the setpoints at their own rate
+            period = self.control_period
+            ffl = [(a - b) / period for a, b in zip(out, prev)]
+        else:
             ffl = ff.tolist() if isinstance(ff, np.ndarray) else [float(w) for w in ff]
             if len(ffl) != self.n:
                 raise LimitError(f"{self.name}: velocity feed-forward needs {self.n} values")
@@ -254,6 +262,10 @@ class Robot(ABC):
 
     def _clamp(self, cmd: JointCommand, vals: np.ndarray, t: float) -> JointCommand:
         lim = self.limits
+        if self._last_target_list is not None or self._mode != cmd.mode:
+            self._clamping[:] = False  # a new command mode starts new limit episodes
+            self._any_clamping = False
+        self._mode = cmd.mode
         self._last_target_list = None
         if cmd.mode == "velocity":
             dq = np.clip(vals, -lim.velocity, lim.velocity)

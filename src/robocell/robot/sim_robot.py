@@ -89,6 +89,9 @@ class SimRobot(Robot):
             pb.resetJointState(self.body, j, float(qj), 0.0, physicsClientId=cid)
         self._torque_mode = False
         self._interp: tuple[list[float], list[float]] | None = None
+        self._zeros_l = [0.0] * self.n
+        self._lower_l = model.limits.lower.tolist()
+        self._upper_l = model.limits.upper.tolist()
         self._cmd_step = 0
         self._tau_cmd = np.zeros(self.n)
         self._apply(JointCommand.position(q_init))
@@ -197,13 +200,8 @@ class SimRobot(Robot):
         self._torque_mode = False
         if cmd.mode == "position":
             vals = cmd.values if isinstance(cmd.values, list) else list(cmd.values)
-            ff = cmd.velocity
-            if ff is None:
-                # no feed-forward given: the drive assumes the setpoints' own rate
-                prev = self._interp[0] if self._interp is not None else vals
-                ffl = [(a - b) / self.control_period for a, b in zip(vals, prev)]
-            else:
-                ffl = ff if isinstance(ff, list) else list(ff)
+            ff = cmd.velocity  # the clamped command always carries its feed-forward
+            ffl = self._zeros_l if ff is None else (ff if isinstance(ff, list) else list(ff))
             self._interp = (vals, ffl)
             self._cmd_step = self.world._steps
             self._send_position(vals, ffl)
@@ -237,7 +235,9 @@ class SimRobot(Robot):
             return
         dt = i * self.world.physics_step
         q, dq = interp
-        self._send_position([a + w * dt for a, w in zip(q, dq)], dq)
+        target = [min(max(a + w * dt, lo), hi)
+                  for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l)]
+        self._send_position(target, dq)
 
     # -- poses from the physics ----------------------------------------------------------------
     def _link_pose(self, link: int) -> SE3:

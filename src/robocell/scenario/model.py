@@ -17,6 +17,7 @@ PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Vec3 = tuple[Finite, Finite, Finite]
+Unit = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Model(BaseModel):
@@ -46,7 +47,7 @@ class Pose(_Model):
 class WorldSpec(_Model):
     """Physics settings."""
 
-    physics_step: PositiveFloat = Field(0.001, le=0.05, description="physics step [s]")
+    physics_step: PositiveFloat = Field(0.001, ge=1e-5, le=0.05, description="physics step [s]")
     gravity: Vec3 = Field((0.0, 0.0, -9.81), description="gravity [m/s²]")
     solver_iterations: int = Field(50, ge=1, le=1000)
     ground: bool = Field(True, description="add a ground plane at z = 0")
@@ -93,7 +94,7 @@ class ObjectSpec(_Model):
     height: PositiveFloat | None = None
     file: str | None = None
     scale: PositiveFloat = 1.0
-    color: tuple[float, float, float, float] = (0.6, 0.6, 0.6, 1.0)
+    color: tuple[Unit, Unit, Unit, Unit] = Field((0.6, 0.6, 0.6, 1.0), description="RGBA 0-1")
     friction: NonNegFloat = 0.6
 
     @model_validator(mode="after")
@@ -103,6 +104,11 @@ class ObjectSpec(_Model):
         missing = [k for k in need if getattr(self, k) is None]
         if missing:
             raise ValueError(f"a {self.shape} needs {' and '.join(missing)}")
+        extra = [k for k in ("size", "radius", "height", "file")
+                 if k not in need and getattr(self, k) is not None]
+        if extra:
+            raise ValueError(f"a {self.shape} takes no {' or '.join(extra)} "
+                             f"(it needs {', '.join(need)})")
         if self.size is not None and min(self.size) <= 0:
             raise ValueError("size must be three positive lengths [m]")
         return self
