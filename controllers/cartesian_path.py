@@ -43,9 +43,17 @@ def _pose_error(T_ref: np.ndarray, T: np.ndarray) -> np.ndarray:
 class CartesianPath:
     """Lines and arcs at a TCP speed, tracked by a resolved-rate Cartesian servo."""
 
-    def __init__(self, start: dict[str, Any], path: list[dict[str, Any]],
-                 tcp_speed: float = 0.25, tcp_accel: float = 2.0, tcp_jerk: float = 50.0,
-                 servo_gain: float = 0.2, cycles: int = 1, robot: str | None = None) -> None:
+    def __init__(
+        self,
+        start: dict[str, Any],
+        path: list[dict[str, Any]],
+        tcp_speed: float = 0.25,
+        tcp_accel: float = 2.0,
+        tcp_jerk: float = 50.0,
+        servo_gain: float = 0.2,
+        cycles: int = 1,
+        robot: str | None = None,
+    ) -> None:
         tcp_speed = number(tcp_speed, "tcp_speed", low=0, low_open=True)
         tcp_accel = number(tcp_accel, "tcp_accel", low=0, low_open=True)
         tcp_jerk = number(tcp_jerk, "tcp_jerk", low=0, low_open=True)
@@ -57,17 +65,18 @@ class CartesianPath:
         self.segments: list[tuple[str, Any, SE3]] = []
         for i, seg in enumerate(path):
             fld = f"path[{i}]"
-            if not isinstance(seg, dict) or len(seg) != 1 or next(iter(seg)) not in ("line",
-                                                                                     "arc"):
-                raise ScenarioError("a segment is {line: POSE} or {arc: {via: XYZ, to: POSE}}",
-                                    field=fld)
+            if not isinstance(seg, dict) or len(seg) != 1 or next(iter(seg)) not in ("line", "arc"):
+                raise ScenarioError(
+                    "a segment is {line: POSE} or {arc: {via: XYZ, to: POSE}}", field=fld
+                )
             kind, spec = next(iter(seg.items()))
             if kind == "line":
                 self.segments.append(("line", None, pose_from_params(spec, f"{fld}.line")))
             else:
                 if not isinstance(spec, dict) or set(spec) != {"via", "to"}:
-                    raise ScenarioError("an arc needs 'via' [x, y, z] and 'to' (a pose)",
-                                        field=f"{fld}.arc")
+                    raise ScenarioError(
+                        "an arc needs 'via' [x, y, z] and 'to' (a pose)", field=f"{fld}.arc"
+                    )
                 try:
                     via = np.asarray(spec["via"], float)
                 except (TypeError, ValueError):
@@ -92,8 +101,9 @@ class CartesianPath:
         q = q_start
         for i, (kind, via, T_world) in enumerate(self.segments):
             T = info.to_base(T_world)
-            common = dict(v_max=v, a_max=a, j_max=j, dt=info.control_period,
-                          joint_v_max=lim.velocity)
+            common = dict(
+                v_max=v, a_max=a, j_max=j, dt=info.control_period, joint_v_max=lim.velocity
+            )
             if kind == "line":
                 seg = cartesian_line(self.kin, q, T, field=f"path[{i}]", **common)
             else:

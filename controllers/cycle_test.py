@@ -38,14 +38,25 @@ CORNERS = ("start", "start+up", "start+up+across", "start+across")
 class CycleTest:
     """Up / across / down and back, repeated, with measured cycle times."""
 
-    def __init__(self, start: dict[str, Any], up: float = 0.025, across: float = 0.305,
-                 direction: tuple[float, float, float] = (0.0, 1.0, 0.0),
-                 motion: str = "joint", speed: float = 1.0, tcp_speed: float = 1.0,
-                 tcp_accel: float = 10.0, tcp_jerk: float = 200.0, cycles: int = 5,
-                 robot: str | None = None, in_position_mrad: float = 1.0) -> None:
+    def __init__(
+        self,
+        start: dict[str, Any],
+        up: float = 0.025,
+        across: float = 0.305,
+        direction: tuple[float, float, float] = (0.0, 1.0, 0.0),
+        motion: str = "joint",
+        speed: float = 1.0,
+        tcp_speed: float = 1.0,
+        tcp_accel: float = 10.0,
+        tcp_jerk: float = 200.0,
+        cycles: int = 5,
+        robot: str | None = None,
+        in_position_mrad: float = 1.0,
+    ) -> None:
         if motion not in ("joint", "linear"):
-            raise ScenarioError(f"motion must be 'joint' or 'linear', got {motion!r}",
-                                field="motion")
+            raise ScenarioError(
+                f"motion must be 'joint' or 'linear', got {motion!r}", field="motion"
+            )
         speed = number(speed, "speed", low=0, low_open=True, high=1)
         up, across = number(up, "up", low=0, low_open=True), number(across, "across", low=0)
         tcp_speed = number(tcp_speed, "tcp_speed", low=0, low_open=True)
@@ -58,8 +69,9 @@ class CycleTest:
         except (TypeError, ValueError):
             d = np.zeros(0)
         if d.shape != (3,) or not np.all(np.isfinite(d)):
-            raise ScenarioError(f"direction must be three numbers, got {direction!r}",
-                                field="direction")
+            raise ScenarioError(
+                f"direction must be three numbers, got {direction!r}", field="direction"
+            )
         d[2] = 0.0
         if np.linalg.norm(d) < 1e-9:
             raise ScenarioError("direction must have a horizontal component", field="direction")
@@ -93,22 +105,32 @@ class CycleTest:
                 x, y, z = np.round(T.t * 1000, 1)
                 raise KinematicsError(
                     f"cycle corner '{name}' at ({x}, {y}, {z}) mm (robot base frame) is not "
-                    "reachable", field="start")
+                    "reachable",
+                    field="start",
+                )
             qs.append(q)
         order = [0, 1, 2, 3, 2, 1, 0]  # up, across, down, up, back across, down
-        approach = [JointMove(info.q0, qs[0], lim.velocity, lim.acceleration, lim.jerk,
-                              self.speed)]
+        approach = [JointMove(info.q0, qs[0], lim.velocity, lim.acceleration, lim.jerk, self.speed)]
         cycle: list[Any] = []
         q_now = qs[0]
         for j in order[1:]:
             if self.motion == "joint":
-                seg: Any = JointMove(q_now, qs[j], lim.velocity, lim.acceleration, lim.jerk,
-                                     self.speed)
+                seg: Any = JointMove(
+                    q_now, qs[j], lim.velocity, lim.acceleration, lim.jerk, self.speed
+                )
             else:
                 v, a, jk = self.tcp
-                seg = cartesian_line(kin, q_now, poses[j], v_max=v, a_max=a, j_max=jk,
-                                     dt=info.control_period, field="start",
-                                     joint_v_max=lim.velocity * self.speed)
+                seg = cartesian_line(
+                    kin,
+                    q_now,
+                    poses[j],
+                    v_max=v,
+                    a_max=a,
+                    j_max=jk,
+                    dt=info.control_period,
+                    field="start",
+                    joint_v_max=lim.velocity * self.speed,
+                )
             cycle.append(seg)
             q_now = np.asarray(seg.sample(seg.duration)[0], float)
         self.seq = MoveSequencer(approach, cycle, self.cycles, self.tol)

@@ -31,8 +31,15 @@ from robocell.control.targets import joint_target, number, targets_list
 class PointToPoint:
     """Joint-interpolated moves through a list of targets, at a share of the robot's limits."""
 
-    def __init__(self, targets: list[Any], robot: str | None = None, speed: float = 1.0,
-                 dwell: float = 0.0, cycles: int = 1, in_position_mrad: float = 1.0) -> None:
+    def __init__(
+        self,
+        targets: list[Any],
+        robot: str | None = None,
+        speed: float = 1.0,
+        dwell: float = 0.0,
+        cycles: int = 1,
+        in_position_mrad: float = 1.0,
+    ) -> None:
         speed = number(speed, "speed", low=0, low_open=True, high=1)
         dwell = number(dwell, "dwell", low=0)
         cycles = int(number(cycles, "cycles", low=1, whole=True))

@@ -69,9 +69,11 @@ def test_robots_touching_each_other_count_one_collision_per_pair() -> None:
     cell.add_robot("ur5e", name="b", base=SE3(0.15, 0, 0))  # bases overlap: links touch
     cell.controller = Hold()
     cell.run(0.01)  # exactly one collision check, at the end
-    contacts = {tuple(sorted([(c.body_a, c.link_a), (c.body_b, c.link_b)]))
-                for c in cell.world.contacts(body_a=a.body)
-                if c.body_b != a.body and c.body_b != cell.ground}
+    contacts = {
+        tuple(sorted([(c.body_a, c.link_a), (c.body_b, c.link_b)]))
+        for c in cell.world.contacts(body_a=a.body)
+        if c.body_b != a.body and c.body_b != cell.ground
+    }
     k = cell.kpis()
     assert contacts, "the two robots must touch in this layout"
     assert k["collisions_environment"] == len(contacts)
@@ -99,21 +101,27 @@ def test_recorded_setpoint_is_what_the_drive_follows(tmp_path: Path) -> None:
 def test_recorded_tcp_orientation_matches_kinematics(tmp_path: Path) -> None:
     """tcp / tcp_quat in the recording equal the forward kinematics of the recorded joints,
     also with the tool pointing straight down (rotation near 180 degrees)."""
-    res = rc.run(Path(__file__).parents[1] / "scenarios" / "cycle_test.yaml", duration=4.0,
-                 out_dir=tmp_path)
+    res = rc.run(
+        Path(__file__).parents[1] / "scenarios" / "cycle_test.yaml", duration=4.0, out_dir=tmp_path
+    )
     assert res.kpis["duration_s"] > 0
     table = rc.read_recording(tmp_path)
     q, tcp, quat = (column(table, c) for c in ("r1.q", "r1.tcp", "r1.tcp_quat"))
-    cell = rc.cell_from_scenario(rc.load_scenario(
-        Path(__file__).parents[1] / "scenarios" / "cycle_test.yaml"))
+    cell = rc.cell_from_scenario(
+        rc.load_scenario(Path(__file__).parents[1] / "scenarios" / "cycle_test.yaml")
+    )
     r = cell.robots["r1"]
     for i in range(0, len(q), 97):
         T = r.base * r.kinematics.fkine(q[i])
         assert np.linalg.norm(T.t - tcp[i]) < 1e-9
         x, y, z, w = quat[i]
-        R = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+        R = np.array(
+            [
+                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            ]
+        )
         assert np.abs(R - T.R).max() < 1e-9
     cell.close()
 
@@ -135,10 +143,13 @@ def test_a_failing_controller_is_one_clear_line(tmp_path: Path, capsys) -> None:
         "    def reset(self, ctx):\n        pass\n"
         "    def step(self, obs):\n"
         "        if obs.t > 0.01:\n            raise RuntimeError('sensor unplugged')\n"
-        "        return Commands()\n")
+        "        return Commands()\n"
+    )
     scn = tmp_path / "boom.yaml"
-    scn.write_text("name: boom\nduration: 1\nrobots:\n  - {name: r1, model: ur5e}\n"
-                   "controller: {use: boom.py:Boom}\n")
+    scn.write_text(
+        "name: boom\nduration: 1\nrobots:\n  - {name: r1, model: ur5e}\n"
+        "controller: {use: boom.py:Boom}\n"
+    )
     assert main(["run", str(scn), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
@@ -147,10 +158,12 @@ def test_a_failing_controller_is_one_clear_line(tmp_path: Path, capsys) -> None:
 
 def test_wrong_parameter_type_names_the_parameter_line(tmp_path: Path, capsys) -> None:
     scn = tmp_path / "s.yaml"
-    scn.write_text("name: x\nduration: 1\nrobots:\n  - {name: r1, model: ur5e}\ncontroller:\n"
-                   f"  use: {Path(__file__).parents[1] / 'controllers/ptp.py'}:PointToPoint\n"
-                   "  params:\n    targets: [{joints_deg: [0, -90, 90, -90, -90, 0]}]\n"
-                   "    speed: fast\n")
+    scn.write_text(
+        "name: x\nduration: 1\nrobots:\n  - {name: r1, model: ur5e}\ncontroller:\n"
+        f"  use: {Path(__file__).parents[1] / 'controllers/ptp.py'}:PointToPoint\n"
+        "  params:\n    targets: [{joints_deg: [0, -90, 90, -90, -90, 0]}]\n"
+        "    speed: fast\n"
+    )
     assert main(["validate", str(scn)]) == 2
     err = capsys.readouterr().err
     assert f"{scn}:9: controller.params.speed: must be a number" in err

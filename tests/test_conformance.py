@@ -20,7 +20,8 @@ def test_scenario_runs_and_is_deterministic(path: Path, tmp_path: Path) -> None:
     b = rc.run(path, duration=2.0, out_dir=tmp_path / "b")
     assert strip_timing(a.kpis) == strip_timing(b.kpis)
     assert (tmp_path / "a" / "recording.arrows").read_bytes() == (
-        tmp_path / "b" / "recording.arrows").read_bytes()
+        tmp_path / "b" / "recording.arrows"
+    ).read_bytes()
     assert a.kpis["duration_s"] == pytest.approx(2.0)
     for robot in a.kpis["robots"].values():
         assert robot["limit_violations"] == 0

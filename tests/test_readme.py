@@ -16,8 +16,7 @@ def test_readme_has_python_examples() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_example_runs(index: int, root: Path, tmp_path: Path, monkeypatch,
-                             capsys) -> None:
+def test_readme_example_runs(index: int, root: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """Each example runs from a folder laid out like a checkout (its outputs land there)."""
     for name in ("scenarios", "controllers"):
         (tmp_path / name).symlink_to(root / name)

@@ -57,10 +57,14 @@ def _dh_fk(q: np.ndarray, d: list[float], a: list[float]) -> np.ndarray:
     T = np.eye(4)
     for qi, di, ai, al in zip(q, d, a, UR_ALPHA):
         ct, st, ca, sa = np.cos(qi), np.sin(qi), np.cos(al), np.sin(al)
-        T = T @ np.array([[ct, -st * ca, st * sa, ai * ct],
-                          [st, ct * ca, -ct * sa, ai * st],
-                          [0, sa, ca, di],
-                          [0, 0, 0, 1]])
+        T = T @ np.array(
+            [
+                [ct, -st * ca, st * sa, ai * ct],
+                [st, ct * ca, -ct * sa, ai * st],
+                [0, sa, ca, di],
+                [0, 0, 0, 1],
+            ]
+        )
     return T
 
 

@@ -38,8 +38,7 @@ def test_cycle_test_reports_cycle_time_and_outputs(cycle_run: rc.RunResult) -> N
     assert k["collisions_environment"] == 0 and k["collisions_self"] == 0
     out = cycle_run.out_dir
     assert out is not None
-    for name in ("kpis.json", "recording.arrows", "events.jsonl", "joints_r1.png",
-                 "tcp_path.png"):
+    for name in ("kpis.json", "recording.arrows", "events.jsonl", "joints_r1.png", "tcp_path.png"):
         assert (out / name).stat().st_size > 0, name
     assert strip_timing(json.loads((out / "kpis.json").read_text())) == strip_timing(k)
 
@@ -69,7 +68,8 @@ def test_same_seed_same_kpis_and_recording(tmp_path: Path, cycle_run: rc.RunResu
     b = (tmp_path / "recording.arrows").read_bytes()
     assert a == b
     assert (cycle_run.out_dir / "events.jsonl").read_bytes() == (
-        tmp_path / "events.jsonl").read_bytes()
+        tmp_path / "events.jsonl"
+    ).read_bytes()
 
 
 def test_same_seed_identical_in_two_processes(tmp_path: Path) -> None:
@@ -77,9 +77,21 @@ def test_same_seed_identical_in_two_processes(tmp_path: Path) -> None:
     for i in range(2):
         out = tmp_path / f"p{i}"
         proc = subprocess.run(
-            [sys.executable, "-m", "robocell.cli", "run", str(CYCLE), "--out", str(out),
-             "--duration", "4", "--json"],
-            capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "robocell.cli",
+                "run",
+                str(CYCLE),
+                "--out",
+                str(out),
+                "--duration",
+                "4",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
             env={**os.environ, "PYTHONHASHSEED": str(i)},
         )
         assert proc.returncode == 0, proc.stderr
@@ -112,9 +124,19 @@ def test_step_by_step_equals_run(tmp_path: Path, cycle_run: rc.RunResult) -> Non
 def test_recording_survives_sigkill(tmp_path: Path) -> None:
     out = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "robocell.cli", "run", str(CYCLE), "--out", str(out),
-         "--duration", "600"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "robocell.cli",
+            "run",
+            str(CYCLE),
+            "--out",
+            str(out),
+            "--duration",
+            "600",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     rec = out / "recording.arrows"
     deadline = time.monotonic() + 120

@@ -46,8 +46,13 @@ def test_validate_reports_file_line_and_exits_2(path: Path, capsys, monkeypatch)
 @pytest.mark.parametrize("name", ["misspelled_key", "unreachable_target"])
 def test_cli_process_exits_2_without_traceback(name: str, root: Path) -> None:
     path = root / "tests" / "broken" / f"{name}.yaml"
-    proc = subprocess.run([sys.executable, "-m", "robocell.cli", "validate", str(path)],
-                          capture_output=True, text=True, cwd=root, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "robocell.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0

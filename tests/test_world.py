@@ -62,8 +62,7 @@ def test_seeded_generator_is_reproducible() -> None:
 
 def test_mesh_body_from_obj(tmp_path) -> None:
     obj = tmp_path / "tetra.obj"
-    obj.write_text("v 0 0 0\nv 0.1 0 0\nv 0 0.1 0\nv 0 0 0.1\n"
-                   "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
+    obj.write_text("v 0 0 0\nv 0.1 0 0\nv 0 0.1 0\nv 0 0 0.1\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
     with World() as w:
         w.add_ground()
         body = w.add_mesh(obj, SE3(0, 0, 0.2), mass=0.1)

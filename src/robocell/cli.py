@@ -29,8 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the scenario seed")
     r.add_argument("--out", help="run directory (default: runs/<scenario name>)")
     r.add_argument("--gui", action="store_true", help="show pybullet's GUI")
-    r.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
-                   help="progress bar on stderr (auto: when stderr is a terminal)")
+    r.add_argument(
+        "--progress",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="progress bar on stderr (auto: when stderr is a terminal)",
+    )
     r.add_argument("--json", action="store_true", help="print the KPIs as JSON")
 
     v = sub.add_parser("validate", help="check a scenario file (exit 2 on any error)")
@@ -50,8 +54,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     loaded = load_scenario(a.scenario)
     progress = sys.stderr.isatty() if a.progress == "auto" else a.progress == "on"
     out = a.out or str(default_out_dir(loaded))
-    res = run(loaded, duration=a.duration, seed=a.seed, out_dir=out, gui=a.gui,
-              progress=progress)
+    res = run(loaded, duration=a.duration, seed=a.seed, out_dir=out, gui=a.gui, progress=progress)
     if a.json:
         print(json.dumps(res.kpis, indent=2, sort_keys=True))
         return 0
@@ -59,8 +62,10 @@ def _cmd_run(a: argparse.Namespace) -> int:
     print(f"{loaded.scenario.name}  (seed {seed})")
     print(res.table())
     if res.out_dir is not None:
-        print(f"\nwritten to {res.out_dir}/: kpis.json, recording.arrows, events.jsonl"
-              + "".join(f", {p.name}" for p in res.plots))
+        print(
+            f"\nwritten to {res.out_dir}/: kpis.json, recording.arrows, events.jsonl"
+            + "".join(f", {p.name}" for p in res.plots)
+        )
     return 0
 
 
@@ -72,8 +77,10 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     cell = cell_from_scenario(loaded)  # models, URDFs, controller and its planned paths
     cell.close()
     s = loaded.scenario
-    print(f"{a.scenario}: valid ({len(s.robots)} robot(s), {len(s.objects)} object(s), "
-          f"{s.duration} s)")
+    print(
+        f"{a.scenario}: valid ({len(s.robots)} robot(s), {len(s.objects)} object(s), "
+        f"{s.duration} s)"
+    )
     return 0
 
 
@@ -83,12 +90,16 @@ def _cmd_robots(a: argparse.Namespace) -> int:
     rows = [("name", "robot", "DoF", "reach", "payload", "estimates")]
     for name in available_models():
         m = load_model(name)
-        rows.append((
-            name, f"{m.vendor} {m.model}".strip(), str(m.dof),
-            f"{m.reach_m:.3f} m" if m.reach_m else "-",
-            f"{m.payload_kg:g} kg" if m.payload_kg else "-",
-            ", ".join(m.estimates) or "-",
-        ))
+        rows.append(
+            (
+                name,
+                f"{m.vendor} {m.model}".strip(),
+                str(m.dof),
+                f"{m.reach_m:.3f} m" if m.reach_m else "-",
+                f"{m.payload_kg:g} kg" if m.payload_kg else "-",
+                ", ".join(m.estimates) or "-",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -124,8 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
         if args.debug:
             raise
-        print(f"robocell: internal error: {type(exc).__name__}: {exc} (run with --debug)",
-              file=sys.stderr)
+        print(
+            f"robocell: internal error: {type(exc).__name__}: {exc} (run with --debug)",
+            file=sys.stderr,
+        )
         return 1
     return 1
 

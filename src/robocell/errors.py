@@ -19,7 +19,11 @@ class ScenarioError(RobocellError):
     exit_code = 2
 
     def __init__(
-        self, message: str, *, file: str | None = None, line: int | None = None,
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
         field: str | None = None,
     ) -> None:
         self.message = message

@@ -95,10 +95,17 @@ def time_plain(scenario: Path, duration: float) -> float:
             for i in range(steps):
                 # the same drive model: the setpoint moves along the feed-forward between ticks
                 target = qd if i == 0 else [a + w * i * h for a, w in zip(qd, dqd)]
-                pb.setJointMotorControlArray(body, joints, pb.POSITION_CONTROL,
-                                             targetPositions=target, targetVelocities=dqd,
-                                             forces=effort, positionGains=kp, velocityGains=kd,
-                                             physicsClientId=cid)
+                pb.setJointMotorControlArray(
+                    body,
+                    joints,
+                    pb.POSITION_CONTROL,
+                    targetPositions=target,
+                    targetVelocities=dqd,
+                    forces=effort,
+                    positionGains=kp,
+                    velocityGains=kd,
+                    physicsClientId=cid,
+                )
                 pb.stepSimulation(physicsClientId=cid)
         return time.perf_counter() - t0
     finally:
@@ -126,8 +133,12 @@ def peak_rss_mb(scenario: Path, duration: float) -> float:
         "time_robocell(Path(sys.argv[1]), float(sys.argv[2]))\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(scenario), str(duration)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(scenario), str(duration)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return int(out.stdout.strip().splitlines()[-1]) / 1024.0  # ru_maxrss is in KiB on Linux
 
 

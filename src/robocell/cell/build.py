@@ -38,8 +38,10 @@ def load_controller_class(use: str, base_dir: Path) -> type:
         tried = [d / target for d in _controller_search_dirs(base_dir)]
         path = next((p for p in tried if p.is_file()), None)
         if path is None:
-            raise ScenarioError(f"controller file '{target}' not found (looked next to the "
-                                "scenario, in its parent folders and the current folder)")
+            raise ScenarioError(
+                f"controller file '{target}' not found (looked next to the "
+                "scenario, in its parent folders and the current folder)"
+            )
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
         mod_name = f"robocell_user_controller_{path.stem}_{digest}"
         module = sys.modules.get(mod_name)
@@ -52,8 +54,9 @@ def load_controller_class(use: str, base_dir: Path) -> type:
                 spec.loader.exec_module(module)
             except Exception as exc:
                 del sys.modules[mod_name]
-                raise ScenarioError(f"controller file {path} fails to import: "
-                                    f"{type(exc).__name__}: {exc}") from None
+                raise ScenarioError(
+                    f"controller file {path} fails to import: {type(exc).__name__}: {exc}"
+                ) from None
     else:
         try:
             module = importlib.import_module(target)
@@ -82,18 +85,25 @@ def make_controller(cls: type, params: dict[str, Any], loaded: LoadedScenario | 
 
     sig = inspect.signature(cls)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    known = [n for n, p in sig.parameters.items()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    known = [
+        n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     if not accepts_any:
         for key in params:
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise err(key, f"{cls.__name__} has no parameter '{key}'{hint}; parameters: "
-                               f"{', '.join(known) or 'none'}")
+                raise err(
+                    key,
+                    f"{cls.__name__} has no parameter '{key}'{hint}; parameters: "
+                    f"{', '.join(known) or 'none'}",
+                )
     for n, p in sig.parameters.items():
-        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) \
-                and n not in params:
+        if (
+            p.default is p.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and n not in params
+        ):
             raise err(None, f"{cls.__name__} needs parameter '{n}'")
     try:
         ctrl = cls(**params)
@@ -107,17 +117,22 @@ def make_controller(cls: type, params: dict[str, Any], loaded: LoadedScenario | 
     return ctrl
 
 
-def cell_from_scenario(loaded: LoadedScenario, gui: bool = False,
-                       seed: int | None = None) -> Cell:
+def cell_from_scenario(loaded: LoadedScenario, gui: bool = False, seed: int | None = None) -> Cell:
     """Build the cell a scenario describes, with its controller reset (paths planned).
 
     Every problem is raised as a ScenarioError pointing at the file, line and field.
     """
     scn = loaded.scenario
     w = scn.world
-    cell = Cell(seed=scn.seed if seed is None else seed, physics_step=w.physics_step,
-                gravity=w.gravity, gui=gui, ground=w.ground, name=scn.name,
-                solver_iterations=w.solver_iterations)
+    cell = Cell(
+        seed=scn.seed if seed is None else seed,
+        physics_step=w.physics_step,
+        gravity=w.gravity,
+        gui=gui,
+        ground=w.ground,
+        name=scn.name,
+        solver_iterations=w.solver_iterations,
+    )
     try:
         for i, rs in enumerate(scn.robots):
             fld = ("robots", i)
@@ -130,27 +145,38 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False,
                 q0 = np.radians(rs.q0_deg)
                 lim = model.limits
                 if len(q0) != model.dof:
-                    raise loaded.error((*fld, "q0_deg"),
-                                       f"{model.name} has {model.dof} joints, got {len(q0)} values")
+                    raise loaded.error(
+                        (*fld, "q0_deg"),
+                        f"{model.name} has {model.dof} joints, got {len(q0)} values",
+                    )
                 bad = np.flatnonzero((q0 < lim.lower) | (q0 > lim.upper))
                 if bad.size:
                     j = int(bad[0])
                     raise loaded.error(
                         (*fld, "q0_deg"),
                         f"joint {j + 1} at {rs.q0_deg[j]} deg is outside its limits "
-                        f"[{np.degrees(lim.lower[j]):.1f}, {np.degrees(lim.upper[j]):.1f}] deg")
+                        f"[{np.degrees(lim.lower[j]):.1f}, {np.degrees(lim.upper[j]):.1f}] deg",
+                    )
             period_steps = rs.control_period / w.physics_step
             if abs(period_steps - round(period_steps)) > 1e-6 or round(period_steps) < 1:
                 raise loaded.error(
                     (*fld, "control_period"),
                     f"{rs.control_period} s is not a whole multiple of the physics step "
-                    f"{w.physics_step} s")
+                    f"{w.physics_step} s",
+                )
             tool = None
             if rs.tool is not None:
                 tool = Tool(rs.tool.name, rs.tool.tcp.se3(), rs.tool.mass, rs.tool.radius)
-            cell.add_robot(model, name=rs.name, base=rs.base.se3(), tool=tool,
-                           control_period=rs.control_period, q0=q0,
-                           position_gain=rs.gains.position, velocity_gain=rs.gains.velocity)
+            cell.add_robot(
+                model,
+                name=rs.name,
+                base=rs.base.se3(),
+                tool=tool,
+                control_period=rs.control_period,
+                q0=q0,
+                position_gain=rs.gains.position,
+                velocity_gain=rs.gains.velocity,
+            )
         for i, ob in enumerate(scn.objects):
             dims: dict[str, Any] = {}
             if ob.shape == "box":
@@ -163,19 +189,30 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False,
                 f = Path(ob.file or "")
                 dims.update(file=f if f.is_absolute() else loaded.base_dir / f, scale=ob.scale)
             try:
-                cell.add_object(ob.name, ob.shape, pose=ob.pose.se3(), mass=ob.mass,
-                                color=ob.color, friction=ob.friction, **dims)
+                cell.add_object(
+                    ob.name,
+                    ob.shape,
+                    pose=ob.pose.se3(),
+                    mass=ob.mass,
+                    color=ob.color,
+                    friction=ob.friction,
+                    **dims,
+                )
             except ScenarioError as exc:
                 raise loaded.error(("objects", i), exc.message) from None
         rp = scn.outputs.record_period
         if rp is not None:
             tick = cell.control_period
             if abs(rp / tick - round(rp / tick)) > 1e-6 or round(rp / tick) < 1:
-                raise loaded.error(("outputs", "record_period"),
-                                   f"{rp} s is not a whole multiple of the control tick {tick} s")
+                raise loaded.error(
+                    ("outputs", "record_period"),
+                    f"{rp} s is not a whole multiple of the control tick {tick} s",
+                )
         if scn.duration < cell.control_period:
-            raise loaded.error(("duration",), f"{scn.duration} s is shorter than one control "
-                                              f"tick ({cell.control_period} s)")
+            raise loaded.error(
+                ("duration",),
+                f"{scn.duration} s is shorter than one control tick ({cell.control_period} s)",
+            )
         if scn.controller is not None:
             try:
                 cls = load_controller_class(scn.controller.use, loaded.base_dir)

@@ -72,11 +72,17 @@ class _TickBuffer:
         T = r.base.A @ r.kinematics.flange_batch(q) @ r.tool.tcp.A
         c = self.cmd[:k]
         lim = r.limits
-        q_ref = np.clip(c[:, :n] + c[:, n:2 * n] * (t[:k] - c[:, 2 * n])[:, None],
-                        lim.lower, lim.upper)
-        return {"q": q, "dq": self.state[:k, 1], "tau": self.state[:k, 2],
-                "q_cmd": q_ref, "tcp": T[:, :3, 3].copy(),
-                "tcp_quat": _matrices_to_quat(T[:, :3, :3])}
+        q_ref = np.clip(
+            c[:, :n] + c[:, n : 2 * n] * (t[:k] - c[:, 2 * n])[:, None], lim.lower, lim.upper
+        )
+        return {
+            "q": q,
+            "dq": self.state[:k, 1],
+            "tau": self.state[:k, 2],
+            "q_cmd": q_ref,
+            "tcp": T[:, :3, 3].copy(),
+            "tcp_quat": _matrices_to_quat(T[:, :3, :3]),
+        }
 
 
 def _matrices_to_quat(R: np.ndarray) -> np.ndarray:
@@ -96,20 +102,48 @@ def _matrices_to_quat(R: np.ndarray) -> np.ndarray:
         r = R[m]
         if c == 0:
             s = np.sqrt(1.0 + tr[m]) * 2
-            q[m] = np.stack([s / 4, (r[:, 2, 1] - r[:, 1, 2]) / s,
-                             (r[:, 0, 2] - r[:, 2, 0]) / s, (r[:, 1, 0] - r[:, 0, 1]) / s], 1)
+            q[m] = np.stack(
+                [
+                    s / 4,
+                    (r[:, 2, 1] - r[:, 1, 2]) / s,
+                    (r[:, 0, 2] - r[:, 2, 0]) / s,
+                    (r[:, 1, 0] - r[:, 0, 1]) / s,
+                ],
+                1,
+            )
         elif c == 1:
             s = np.sqrt(1.0 + r[:, 0, 0] - r[:, 1, 1] - r[:, 2, 2]) * 2
-            q[m] = np.stack([(r[:, 2, 1] - r[:, 1, 2]) / s, s / 4,
-                             (r[:, 0, 1] + r[:, 1, 0]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s], 1)
+            q[m] = np.stack(
+                [
+                    (r[:, 2, 1] - r[:, 1, 2]) / s,
+                    s / 4,
+                    (r[:, 0, 1] + r[:, 1, 0]) / s,
+                    (r[:, 0, 2] + r[:, 2, 0]) / s,
+                ],
+                1,
+            )
         elif c == 2:
             s = np.sqrt(1.0 + r[:, 1, 1] - r[:, 0, 0] - r[:, 2, 2]) * 2
-            q[m] = np.stack([(r[:, 0, 2] - r[:, 2, 0]) / s, (r[:, 0, 1] + r[:, 1, 0]) / s,
-                             s / 4, (r[:, 1, 2] + r[:, 2, 1]) / s], 1)
+            q[m] = np.stack(
+                [
+                    (r[:, 0, 2] - r[:, 2, 0]) / s,
+                    (r[:, 0, 1] + r[:, 1, 0]) / s,
+                    s / 4,
+                    (r[:, 1, 2] + r[:, 2, 1]) / s,
+                ],
+                1,
+            )
         else:
             s = np.sqrt(1.0 + r[:, 2, 2] - r[:, 0, 0] - r[:, 1, 1]) * 2
-            q[m] = np.stack([(r[:, 1, 0] - r[:, 0, 1]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s,
-                             (r[:, 1, 2] + r[:, 2, 1]) / s, s / 4], 1)
+            q[m] = np.stack(
+                [
+                    (r[:, 1, 0] - r[:, 0, 1]) / s,
+                    (r[:, 0, 2] + r[:, 2, 0]) / s,
+                    (r[:, 1, 2] + r[:, 2, 1]) / s,
+                    s / 4,
+                ],
+                1,
+            )
     q[q[:, 0] < 0] *= -1
     return q[:, [1, 2, 3, 0]]
 
@@ -156,8 +190,9 @@ class Cell:
     ) -> None:
         self.name = name
         self.seed = int(seed)
-        self.world = World(physics_step, gravity, seed=self.seed, gui=gui,
-                           solver_iterations=solver_iterations)
+        self.world = World(
+            physics_step, gravity, seed=self.seed, gui=gui, solver_iterations=solver_iterations
+        )
         self.ground = self.world.add_ground() if ground else None
         self.robots: dict[str, Robot] = {}
         self.objects: dict[str, int] = {}
@@ -209,15 +244,30 @@ class Cell:
         name = name or f"r{len(self.robots) + 1}"
         if name in self.robots:
             raise ScenarioError(f"a robot named '{name}' exists already")
-        robot = SimRobot(self.world, m, name=name, base=base, tool=tool,
-                         control_period=control_period, q0=q0, position_gain=position_gain,
-                         velocity_gain=velocity_gain)
+        robot = SimRobot(
+            self.world,
+            m,
+            name=name,
+            base=base,
+            tool=tool,
+            control_period=control_period,
+            q0=q0,
+            position_gain=position_gain,
+            velocity_gain=velocity_gain,
+        )
         self.robots[name] = robot
         return robot
 
-    def add_object(self, name: str, shape: str, pose: SE3 | None = None, mass: float = 0.0,
-                   color: Sequence[float] = (0.6, 0.6, 0.6, 1.0), friction: float = 0.6,
-                   **dims: Any) -> int:
+    def add_object(
+        self,
+        name: str,
+        shape: str,
+        pose: SE3 | None = None,
+        mass: float = 0.0,
+        color: Sequence[float] = (0.6, 0.6, 0.6, 1.0),
+        friction: float = 0.6,
+        **dims: Any,
+    ) -> int:
         """Add a static or dynamic object: ``shape`` box (size), cylinder (radius, height),
         sphere (radius) or mesh (file, scale)."""
         self._check_not_started()
@@ -259,8 +309,10 @@ class Cell:
             return
         if not self.robots:
             raise ScenarioError("the cell has no robot")
-        steps = {n: self.world.steps_for(r.control_period, f"robot '{n}' control_period")
-                 for n, r in self.robots.items()}
+        steps = {
+            n: self.world.steps_for(r.control_period, f"robot '{n}' control_period")
+            for n, r in self.robots.items()
+        }
         self._robot_steps = steps
         self._tick_steps = math.gcd(*steps.values())
         self._all_robots = tuple(steps)
@@ -271,13 +323,25 @@ class Cell:
     def context(self) -> ControllerContext:
         """What the controller is told at reset."""
         infos = {
-            n: RobotInfo(name=n, dof=r.n, limits=r.limits, kinematics=r.kinematics,
-                         base=r.base, tcp=r.tool.tcp, control_period=r.control_period,
-                         home=r.model.home, q0=r.state().q.copy())
+            n: RobotInfo(
+                name=n,
+                dof=r.n,
+                limits=r.limits,
+                kinematics=r.kinematics,
+                base=r.base,
+                tcp=r.tool.tcp,
+                control_period=r.control_period,
+                home=r.model.home,
+                q0=r.state().q.copy(),
+            )
             for n, r in self.robots.items()
         }
-        return ControllerContext(robots=infos, rng=np.random.default_rng(self.seed + 1),
-                                 physics_step=self.world.physics_step, t0=self.time)
+        return ControllerContext(
+            robots=infos,
+            rng=np.random.default_rng(self.seed + 1),
+            physics_step=self.world.physics_step,
+            t0=self.time,
+        )
 
     def start_controller(self) -> None:
         """Reset the controller now (it plans its paths and may raise KinematicsError).
@@ -316,7 +380,8 @@ class Cell:
         if rec_steps % self._tick_steps:
             raise ScenarioError(
                 f"record_period {rp} s must be a multiple of the control tick {dt_tick} s",
-                field="outputs.record_period")
+                field="outputs.record_period",
+            )
         self._record_every = rec_steps // self._tick_steps
         # one buffer row per tick; a full buffer (flush_period of cell time) is reduced into the
         # KPIs and appended to the recording at once
@@ -330,9 +395,13 @@ class Cell:
             columns += robot_columns(n, r.n)
         self._collision_every = max(1, round(COLLISION_CHECK_PERIOD / dt_tick))
         if out_dir is not None:
-            meta = {"cell": self.name, "seed": str(self.seed),
-                    "physics_step": repr(self.world.physics_step), "record_period": repr(rp),
-                    "robots": ",".join(self.robots)}
+            meta = {
+                "cell": self.name,
+                "seed": str(self.seed),
+                "physics_step": repr(self.world.physics_step),
+                "record_period": repr(rp),
+                "robots": ",".join(self.robots),
+            }
             meta.update(metadata or {})
             self._recorder = Recorder(out_dir, columns, meta)
         self._started = True
@@ -384,11 +453,15 @@ class Cell:
                     raise
                 except Exception as exc:
                     name = type(self.controller).__name__
-                    raise RobocellError(f"controller {name}.step() raised at t={obs.t:.3f} s: "
-                                        f"{type(exc).__name__}: {exc}") from exc
+                    raise RobocellError(
+                        f"controller {name}.step() raised at t={obs.t:.3f} s: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
                 if not isinstance(commands, Commands):
-                    raise RobocellError(f"controller {type(self.controller).__name__}.step() "
-                                        f"must return Commands, got {type(commands).__name__}")
+                    raise RobocellError(
+                        f"controller {type(self.controller).__name__}.step() "
+                        f"must return Commands, got {type(commands).__name__}"
+                    )
         t = self.time
         for name, cmd in commands.joints.items():
             if name not in self.robots:
@@ -399,12 +472,19 @@ class Cell:
             if cmd is not None:
                 robot = self.robots[name]
                 applied = robot.apply_command(cmd, t)
-                self._applied_q[name] = ((applied.values, applied.velocity, t)
-                                         if applied.mode == "position" else None)
+                self._applied_q[name] = (
+                    (applied.values, applied.velocity, t) if applied.mode == "position" else None
+                )
                 if robot._events:
                     for ev in robot.pop_events():
-                        self.emit("limit", robot=ev.robot, joint=ev.joint + 1,
-                                  limit_kind=ev.kind, requested=ev.requested, limit=ev.limit)
+                        self.emit(
+                            "limit",
+                            robot=ev.robot,
+                            joint=ev.joint + 1,
+                            limit_kind=ev.kind,
+                            requested=ev.requested,
+                            limit=ev.limit,
+                        )
         if commands.signals:
             self.signals.update(commands.signals)
         for m in commands.markers:
@@ -466,9 +546,11 @@ class Cell:
                 if c.link_a == -1 and c.body_b == self.ground:
                     continue  # the robot's base stands on the floor
                 # one key per touching pair, whichever body the query started from
-                key = ((c.body_a, c.link_a, c.body_b, c.link_b)
-                       if (c.body_a, c.link_a) <= (c.body_b, c.link_b)
-                       else (c.body_b, c.link_b, c.body_a, c.link_a))
+                key = (
+                    (c.body_a, c.link_a, c.body_b, c.link_b)
+                    if (c.body_a, c.link_a) <= (c.body_b, c.link_b)
+                    else (c.body_b, c.link_b, c.body_a, c.link_a)
+                )
                 la, lb = c.link_a, c.link_b
                 if key in now:
                     continue
@@ -479,12 +561,22 @@ class Cell:
                 assert isinstance(robot, SimRobot)
                 if c.body_b == body:
                     self._collisions["self"] += 1
-                    self.emit("collision", robot=robot.name, contact="self",
-                              link_a=robot.link_name(la), link_b=robot.link_name(lb))
+                    self.emit(
+                        "collision",
+                        robot=robot.name,
+                        contact="self",
+                        link_a=robot.link_name(la),
+                        link_b=robot.link_name(lb),
+                    )
                 else:
                     self._collisions["environment"] += 1
-                    self.emit("collision", robot=robot.name, contact="environment",
-                              link=robot.link_name(la), other=self._body_name(c.body_b))
+                    self.emit(
+                        "collision",
+                        robot=robot.name,
+                        contact="environment",
+                        link=robot.link_name(la),
+                        other=self._body_name(c.body_b),
+                    )
         self._contacts_now = now
 
     def _body_name(self, body: int) -> str:
@@ -523,13 +615,17 @@ class Cell:
             raise ScenarioError(f"duration must be > 0 s, got {duration!r}", field="duration")
         out = Path(out_dir) if out_dir is not None else None
         if self._finished:
-            raise RobocellError("this cell has run already; build a new cell for another run "
-                                "(cell_from_scenario or Cell(...))")
+            raise RobocellError(
+                "this cell has run already; build a new cell for another run "
+                "(cell_from_scenario or Cell(...))"
+            )
         if not self._started:
             self.start(out, record_period, metadata=metadata)
         elif out is not None and self._recorder is None:
-            raise RobocellError("the cell was started without a recording; pass out_dir to "
-                                "start(), or call run() without starting it first")
+            raise RobocellError(
+                "the cell was started without a recording; pass out_dir to "
+                "start(), or call run() without starting it first"
+            )
         t_end = self.time + duration
         n_ticks = round(duration / (self._tick_steps * self.world.physics_step))
         report = _progress_printer(progress)
@@ -583,15 +679,21 @@ class Cell:
             # a cycle marker carries its own duration; otherwise the time since the previous one
             ends = [t for t, _ in cycles]
             starts = [0.0, *ends[:-1]]
-            ct = np.array([float(d.get("cycle_time_s", e - s))
-                           for (e, d), s in zip(cycles, starts, strict=True)])
+            ct = np.array(
+                [
+                    float(d.get("cycle_time_s", e - s))
+                    for (e, d), s in zip(cycles, starts, strict=True)
+                ]
+            )
             out["cycles"] = len(cycles)
             out["cycle_time_s"] = float(ct.mean())
             out["cycle_time_min_s"] = float(ct.min())
             out["cycle_time_max_s"] = float(ct.max())
         if wall_time is not None:
-            out["timing"] = {"wall_time_s": wall_time,
-                             "real_time_factor": self.time / max(wall_time, 1e-9)}
+            out["timing"] = {
+                "wall_time_s": wall_time,
+                "real_time_factor": self.time / max(wall_time, 1e-9),
+            }
         return out
 
     def close(self) -> None:
@@ -622,4 +724,3 @@ def _progress_printer(
         sys.stderr.flush()
 
     return show
-

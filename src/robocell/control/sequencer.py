@@ -47,8 +47,14 @@ class MoveSequencer:
     from the end of the previous cycle (or of the approach) to the in-position of this one.
     """
 
-    def __init__(self, approach: Sequence[Segment], cycle: Sequence[Segment], cycles: int,
-                 in_position_tol: float = 1e-3, settle_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        approach: Sequence[Segment],
+        cycle: Sequence[Segment],
+        cycles: int,
+        in_position_tol: float = 1e-3,
+        settle_timeout: float = 2.0,
+    ) -> None:
         self.segments = list(approach) + list(cycle) * cycles
         self.n_approach = len(approach)
         self.per_cycle = len(cycle)
@@ -67,7 +73,7 @@ class MoveSequencer:
     def planned_cycle_time(self) -> float:
         """Commanded duration of one cycle [s] (without settling)."""
         start = self.n_approach
-        return float(sum(s.duration for s in self.segments[start:start + self.per_cycle]))
+        return float(sum(s.duration for s in self.segments[start : start + self.per_cycle]))
 
     def start(self, t: float) -> None:
         self._seg_t0 = t
@@ -87,8 +93,7 @@ class MoveSequencer:
             if err > self.tol and late < self.settle_timeout:
                 break  # commanded to the goal, waiting for the robot to settle
             if err > self.tol:
-                markers.append(Marker("not_in_position", {"segment": self.index,
-                                                          "error_rad": err}))
+                markers.append(Marker("not_in_position", {"segment": self.index, "error_rad": err}))
             self._advance(t, markers)
         seg = self.segments[min(self.index, len(self.segments) - 1)] if self.segments else None
         if seg is None:
@@ -107,8 +112,9 @@ class MoveSequencer:
             ct = t - self._cycle_t0
             self.cycle_times.append(ct)
             self.cycles_done += 1
-            markers.append(Marker("cycle", {"index": self.cycles_done,
-                                            "cycle_time_s": round(ct, 9)}))
+            markers.append(
+                Marker("cycle", {"index": self.cycles_done, "cycle_time_s": round(ct, 9)})
+            )
             self._cycle_t0 = t
         self.index += 1
         self._seg_t0 = t

@@ -28,8 +28,9 @@ def pose_from_params(d: Any, field: str) -> SE3:
         raise ScenarioError(f"a pose is a mapping with xyz and rpy_deg, got {d!r}", field=field)
     unknown = set(d) - {"xyz", "rpy_deg", "rpy"}
     if unknown:
-        raise ScenarioError(f"unknown pose key(s) {sorted(unknown)}; use xyz, rpy_deg or rpy",
-                            field=field)
+        raise ScenarioError(
+            f"unknown pose key(s) {sorted(unknown)}; use xyz, rpy_deg or rpy", field=field
+        )
     if "xyz" not in d:
         raise ScenarioError("a pose needs xyz [m]", field=field)
     xyz = _vec(d["xyz"], 3, "xyz", f"{field}.xyz")
@@ -60,7 +61,8 @@ def joint_target(d: Any, robot: RobotInfo, q_seed: np.ndarray, field: str) -> np
             raise KinematicsError(
                 f"joint {j + 1} target {np.degrees(q[j]):.1f} deg is outside its limits "
                 f"[{np.degrees(lim.lower[j]):.1f}, {np.degrees(lim.upper[j]):.1f}] deg",
-                field=field)
+                field=field,
+            )
         return q
     T_world = pose_from_params(d, field)
     T = robot.to_base(T_world)
@@ -70,7 +72,8 @@ def joint_target(d: Any, robot: RobotInfo, q_seed: np.ndarray, field: str) -> np
         raise KinematicsError(
             f"target unreachable for robot '{robot.name}': TCP at ({x}, {y}, {z}) mm "
             "(world frame) with the given orientation has no joint solution within the limits",
-            field=field)
+            field=field,
+        )
     return q
 
 
@@ -80,8 +83,15 @@ def targets_list(value: Any, field: str) -> Sequence[Any]:
     return value
 
 
-def number(value: Any, field: str, *, low: float | None = None, high: float | None = None,
-           low_open: bool = False, whole: bool = False) -> float:
+def number(
+    value: Any,
+    field: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    whole: bool = False,
+) -> float:
     """A controller parameter that must be a number (optionally within bounds), or a
     ScenarioError naming the parameter."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
@@ -89,8 +99,9 @@ def number(value: Any, field: str, *, low: float | None = None, high: float | No
     if whole and int(value) != value:
         raise ScenarioError(f"must be a whole number, got {value!r}", field=field)
     if low is not None and (value <= low if low_open else value < low):
-        raise ScenarioError(f"must be {'>' if low_open else '>='} {low:g}, got {value!r}",
-                            field=field)
+        raise ScenarioError(
+            f"must be {'>' if low_open else '>='} {low:g}, got {value!r}", field=field
+        )
     if high is not None and value > high:
         raise ScenarioError(f"must be <= {high:g}, got {value!r}", field=field)
     return float(value)

@@ -39,8 +39,9 @@ class MotionKpis:
     def __post_init__(self) -> None:
         self._violating = np.zeros(len(self.limits.velocity), dtype=bool)
 
-    def update(self, q: np.ndarray, dq: np.ndarray, tau: np.ndarray, q_cmd: np.ndarray,
-               tcp: np.ndarray) -> None:
+    def update(
+        self, q: np.ndarray, dq: np.ndarray, tau: np.ndarray, q_cmd: np.ndarray, tcp: np.ndarray
+    ) -> None:
         """Add a block of k samples (rows in time order)."""
         if len(q) == 0:
             return

@@ -22,7 +22,12 @@ EVENTS_FILE = "events.jsonl"
 
 #: Per-robot columns: name -> width (the robot's DoF where None).
 ROBOT_COLUMNS: dict[str, int | None] = {
-    "q": None, "dq": None, "tau": None, "q_cmd": None, "tcp": 3, "tcp_quat": 4,
+    "q": None,
+    "dq": None,
+    "tau": None,
+    "q_cmd": None,
+    "tcp": 3,
+    "tcp_quat": 4,
 }
 
 
@@ -42,8 +47,12 @@ class Recorder:
         metadata: written into the stream's schema (scenario name, seed, periods ...).
     """
 
-    def __init__(self, out_dir: str | Path, columns: Sequence[tuple[str, int]],
-                 metadata: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        columns: Sequence[tuple[str, int]],
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.out_dir / RECORDING_FILE

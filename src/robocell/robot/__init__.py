@@ -13,6 +13,16 @@ from robocell.robot.library import JointLimits, RobotModel, available_models, lo
 from robocell.robot.sim_robot import SimRobot
 
 __all__ = [
-    "FakeRobot", "JointCommand", "JointLimits", "Kinematics", "LimitEvent", "Robot",
-    "RobotModel", "RobotState", "SimRobot", "Tool", "available_models", "load_model",
+    "FakeRobot",
+    "JointCommand",
+    "JointLimits",
+    "Kinematics",
+    "LimitEvent",
+    "Robot",
+    "RobotModel",
+    "RobotState",
+    "SimRobot",
+    "Tool",
+    "available_models",
+    "load_model",
 ]

@@ -89,8 +89,9 @@ class Tool:
 class Robot(ABC):
     """Abstract robot: what every implementation (simulated, remote, fake) provides."""
 
-    def __init__(self, name: str, model: RobotModel, base: SE3, tool: Tool | None,
-                 control_period: float) -> None:
+    def __init__(
+        self, name: str, model: RobotModel, base: SE3, tool: Tool | None, control_period: float
+    ) -> None:
         self.name = name
         self.model = model
         self.base = base
@@ -125,8 +126,12 @@ class Robot(ABC):
         """Kinematics of this robot with its current tool's TCP (built lazily from the URDF)."""
         if self._kin is None:
             lim = self.limits
-            self._kin = Kinematics(self.model.urdf, self.model.flange_link,
-                                   np.vstack([lim.lower, lim.upper]), self.tool.tcp)
+            self._kin = Kinematics(
+                self.model.urdf,
+                self.model.flange_link,
+                np.vstack([lim.lower, lim.upper]),
+                self.tool.tcp,
+            )
         return self._kin
 
     def mount_tool(self, tool: Tool) -> None:
@@ -150,8 +155,11 @@ class Robot(ABC):
         Raises LimitError for a wrong joint count or a NaN/infinite value (never applied).
         """
         applied = self.apply_command(cmd, t)
-        return JointCommand(applied.mode, np.array(applied.values, float),
-                            None if applied.velocity is None else np.array(applied.velocity))
+        return JointCommand(
+            applied.mode,
+            np.array(applied.values, float),
+            None if applied.velocity is None else np.array(applied.velocity),
+        )
 
     def apply_command(self, cmd: JointCommand, t: float) -> JointCommand:
         """:meth:`command` for the run loop: the returned command may hold plain lists."""
@@ -162,7 +170,8 @@ class Robot(ABC):
             vals = np.asarray(vals, float)
             if vals.shape != (self.n,):
                 raise LimitError(
-                    f"{self.name}: command needs {self.n} joint values, got {vals.shape}")
+                    f"{self.name}: command needs {self.n} joint values, got {vals.shape}"
+                )
             if not np.isfinite(vals).all():
                 raise LimitError(f"{self.name}: command contains NaN or infinite values: {vals}")
             applied = self._clamp(cmd, vals, t)
@@ -179,8 +188,9 @@ class Robot(ABC):
         """
         req = vals.tolist() if isinstance(vals, np.ndarray) else [float(v) for v in vals]
         if len(req) != self.n or (isinstance(vals, np.ndarray) and vals.ndim != 1):
-            raise LimitError(f"{self.name}: command needs {self.n} joint values, got "
-                             f"{np.shape(vals)}")
+            raise LimitError(
+                f"{self.name}: command needs {self.n} joint values, got {np.shape(vals)}"
+            )
         if self._mode != "position":
             self._clamping[:] = False  # a new command mode starts new limit episodes
             self._any_clamping = False
@@ -249,13 +259,15 @@ class Robot(ABC):
         self._note(1, q_rate != q, t, req_v, np.sign(req_v) * lim.velocity)
         self._note(2, np.zeros(self.n, dtype=bool), t, vals, lim.effort)
 
-    def _note(self, kind_idx: int, mask: np.ndarray, t: float, req: np.ndarray,
-              lim: np.ndarray) -> None:
+    def _note(
+        self, kind_idx: int, mask: np.ndarray, t: float, req: np.ndarray, lim: np.ndarray
+    ) -> None:
         kinds: tuple[LimitKind, ...] = ("position", "velocity", "effort")
         started = mask & ~self._clamping[kind_idx]
         for j in np.flatnonzero(started):
-            self._events.append(LimitEvent(t, self.name, int(j), kinds[kind_idx],
-                                           float(req[j]), float(lim[j])))
+            self._events.append(
+                LimitEvent(t, self.name, int(j), kinds[kind_idx], float(req[j]), float(lim[j]))
+            )
             self.limit_episodes += 1
         self._clamping[kind_idx] = mask
         self._any_clamping = bool(self._clamping.any())
@@ -289,9 +301,15 @@ class FakeRobot(Robot):
     torque commands are recorded but do not move the joints.
     """
 
-    def __init__(self, name: str, model: RobotModel, base: SE3 | None = None,
-                 tool: Tool | None = None, control_period: float = 0.002,
-                 q0: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: RobotModel,
+        base: SE3 | None = None,
+        tool: Tool | None = None,
+        control_period: float = 0.002,
+        q0: np.ndarray | None = None,
+    ) -> None:
         super().__init__(name, model, base if base is not None else SE3(), tool, control_period)
         home = q0 if q0 is not None else model.home
         self._q = np.array(home if home is not None else np.zeros(model.dof), float)

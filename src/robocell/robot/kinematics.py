@@ -134,8 +134,9 @@ class Kinematics:
         J = self.jacob0(q)
         return float(np.sqrt(max(np.linalg.det(J @ J.T), 0.0)))
 
-    def ik(self, T: SE3, q0: np.ndarray, tol: float = 1e-12, search: bool = False
-           ) -> np.ndarray | None:
+    def ik(
+        self, T: SE3, q0: np.ndarray, tol: float = 1e-12, search: bool = False
+    ) -> np.ndarray | None:
         """Joint solution for TCP pose ``T`` (base frame) within the joint limits.
 
         With ``search=False`` (tracking a path) the solver starts from ``q0`` and only falls back
@@ -150,8 +151,9 @@ class Kinematics:
         if first is not None and not search:
             return first
         sols = [first] if first is not None else []
-        sols += [s for s in (self._solve(target, s0, tol) for s0 in self._restarts)
-                 if s is not None]
+        sols += [
+            s for s in (self._solve(target, s0, tol) for s0 in self._restarts) if s is not None
+        ]
         if not sols:
             return None
         return min(sols, key=lambda s: float(np.sum((s - q0) ** 2)))

@@ -153,8 +153,14 @@ def load_model(name_or_path: str, base_dir: str | None = None) -> RobotModel:
         if (urdf.parent / "robot.yaml").is_file():
             meta_path = urdf.parent / "robot.yaml"
     else:
-        folder = next((d / name_or_path for d in library_dirs()
-                       if (d / name_or_path / "robot.yaml").is_file()), None)
+        folder = next(
+            (
+                d / name_or_path
+                for d in library_dirs()
+                if (d / name_or_path / "robot.yaml").is_file()
+            ),
+            None,
+        )
         if folder is None:
             import difflib
 

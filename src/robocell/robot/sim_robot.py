@@ -53,8 +53,9 @@ class SimRobot(Robot):
         world.steps_for(control_period, f"robot '{name}' control_period")
         self.world = world
         cid = world.client
-        self.body = world.load_urdf(self._urdf_with_tool(), self.base, fixed_base=True,
-                                    self_collision=True)
+        self.body = world.load_urdf(
+            self._urdf_with_tool(), self.base, fixed_base=True, self_collision=True
+        )
         by_name: dict[str, int] = {}
         link_by_name: dict[str, int] = {}
         for j in range(pb.getNumJoints(self.body, physicsClientId=cid)):
@@ -73,8 +74,14 @@ class SimRobot(Robot):
         )
         self._effort = list(model.limits.effort)
         for link in [-1, *self.link_indices]:
-            pb.changeDynamics(self.body, link, linearDamping=0.0, angularDamping=0.0,
-                              jointDamping=0.0, physicsClientId=cid)
+            pb.changeDynamics(
+                self.body,
+                link,
+                linearDamping=0.0,
+                angularDamping=0.0,
+                jointDamping=0.0,
+                physicsClientId=cid,
+            )
         # the drives cannot turn a joint faster than its rated speed, whatever the servo asks
         for j, vmax in zip(self.joint_ids, model.limits.velocity):
             pb.changeDynamics(self.body, j, maxJointVelocity=float(vmax), physicsClientId=cid)
@@ -126,7 +133,7 @@ class SimRobot(Robot):
             f'<inertia ixx="{ixx:.9g}" iyy="{ixx:.9g}" izz="{izz:.9g}" ixy="0" ixz="0" iyz="0"/>'
             f'</inertial><visual>{org}{geom}<material name="robocell_tool">'
             f'<color rgba="0.25 0.25 0.3 1"/></material></visual>'
-            f'<collision>{org}{geom}</collision></link>'
+            f"<collision>{org}{geom}</collision></link>"
             f'<joint name="robocell_tool_mount" type="fixed">'
             f'<parent link="{self.model.flange_link}"/>'
             f'<child link="robocell_tool"/><origin xyz="0 0 0" rpy="0 0 0"/></joint>'
@@ -145,7 +152,7 @@ class SimRobot(Robot):
             fn = mt.group(2)
             if fn.startswith(("/", "package://", "file://")):
                 return mt.group(0)
-            return f'{mt.group(1)}{(base / fn).resolve()}{mt.group(3)}'
+            return f"{mt.group(1)}{(base / fn).resolve()}{mt.group(3)}"
 
         text = re.sub(r'(filename=")([^"]+)(")', absolute, text)
         end = text.rindex("</robot>")
@@ -190,12 +197,22 @@ class SimRobot(Robot):
             self._interp = None
             if not self._torque_mode:
                 # release the motors so that only the commanded torques act
-                pb.setJointMotorControlArray(self.body, self.joint_ids, pb.VELOCITY_CONTROL,
-                                             forces=[0.0] * self.n, physicsClientId=cid)
+                pb.setJointMotorControlArray(
+                    self.body,
+                    self.joint_ids,
+                    pb.VELOCITY_CONTROL,
+                    forces=[0.0] * self.n,
+                    physicsClientId=cid,
+                )
                 self._torque_mode = True
             self._tau_cmd = np.array(cmd.values, float)
-            pb.setJointMotorControlArray(self.body, self.joint_ids, pb.TORQUE_CONTROL,
-                                         forces=list(cmd.values), physicsClientId=cid)
+            pb.setJointMotorControlArray(
+                self.body,
+                self.joint_ids,
+                pb.TORQUE_CONTROL,
+                forces=list(cmd.values),
+                physicsClientId=cid,
+            )
             return
         self._torque_mode = False
         if cmd.mode == "position":
@@ -209,15 +226,24 @@ class SimRobot(Robot):
         self._interp = None
         if cmd.mode == "velocity":
             pb.setJointMotorControlArray(
-                self.body, self.joint_ids, pb.VELOCITY_CONTROL,
-                targetVelocities=list(cmd.values), forces=self._effort, physicsClientId=cid,
+                self.body,
+                self.joint_ids,
+                pb.VELOCITY_CONTROL,
+                targetVelocities=list(cmd.values),
+                forces=self._effort,
+                physicsClientId=cid,
             )
 
     def _send_position(self, q: list[float], dq: list[float]) -> None:
         pb.setJointMotorControlArray(
-            self.body, self.joint_ids, pb.POSITION_CONTROL,
-            targetPositions=q, targetVelocities=dq,
-            forces=self._effort, positionGains=self._gains[0], velocityGains=self._gains[1],
+            self.body,
+            self.joint_ids,
+            pb.POSITION_CONTROL,
+            targetPositions=q,
+            targetVelocities=dq,
+            forces=self._effort,
+            positionGains=self._gains[0],
+            velocityGains=self._gains[1],
             physicsClientId=self.world.client,
         )
 
@@ -235,14 +261,17 @@ class SimRobot(Robot):
             return
         dt = i * self.world.physics_step
         q, dq = interp
-        target = [min(max(a + w * dt, lo), hi)
-                  for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l)]
+        target = [
+            min(max(a + w * dt, lo), hi)
+            for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l)
+        ]
         self._send_position(target, dq)
 
     # -- poses from the physics ----------------------------------------------------------------
     def _link_pose(self, link: int) -> SE3:
-        ls = pb.getLinkState(self.body, link, computeForwardKinematics=True,
-                             physicsClientId=self.world.client)
+        ls = pb.getLinkState(
+            self.body, link, computeForwardKinematics=True, physicsClientId=self.world.client
+        )
         return pb_to_pose(ls[4], ls[5])
 
     def flange_pose(self) -> SE3:

@@ -13,6 +13,15 @@ from robocell.scenario.model import (
 )
 
 __all__ = [
-    "ControllerSpec", "LoadedScenario", "ObjectSpec", "OutputsSpec", "Pose", "RobotSpec",
-    "Scenario", "ToolSpec", "WorldSpec", "json_schema", "load_scenario",
+    "ControllerSpec",
+    "LoadedScenario",
+    "ObjectSpec",
+    "OutputsSpec",
+    "Pose",
+    "RobotSpec",
+    "Scenario",
+    "ToolSpec",
+    "WorldSpec",
+    "json_schema",
+    "load_scenario",
 ]

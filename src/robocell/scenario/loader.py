@@ -65,8 +65,9 @@ class LoadedScenario:
 
     def error(self, fld: str | PathT, message: str) -> ScenarioError:
         path = parse_field(fld) if isinstance(fld, str) else fld
-        return ScenarioError(message, file=str(self.file), line=self.line_of(path),
-                             field=field_name(path) or None)
+        return ScenarioError(
+            message, file=str(self.file), line=self.line_of(path), field=field_name(path) or None
+        )
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -80,13 +81,20 @@ def _walk(node: yaml.Node, path: PathT, lines: dict[PathT, int], file: str) -> A
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
             if not isinstance(knode, yaml.ScalarNode):
-                raise ScenarioError("keys must be plain names", file=file,
-                                    line=knode.start_mark.line + 1, field=field_name(path))
+                raise ScenarioError(
+                    "keys must be plain names",
+                    file=file,
+                    line=knode.start_mark.line + 1,
+                    field=field_name(path),
+                )
             key = str(knode.value)
             if key in out:
-                raise ScenarioError(f"duplicate key '{key}'", file=file,
-                                    line=knode.start_mark.line + 1,
-                                    field=field_name((*path, key)))
+                raise ScenarioError(
+                    f"duplicate key '{key}'",
+                    file=file,
+                    line=knode.start_mark.line + 1,
+                    field=field_name((*path, key)),
+                )
             lines[(*path, key)] = knode.start_mark.line + 1
             out[key] = _walk(vnode, (*path, key), lines, file)
         return out
@@ -114,8 +122,9 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[PathT, int]]:
         data = _walk(root, (), lines, file)
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
-        raise ScenarioError(f"YAML error: {exc.problem}", file=file,
-                            line=mark.line + 1 if mark else None) from None
+        raise ScenarioError(
+            f"YAML error: {exc.problem}", file=file, line=mark.line + 1 if mark else None
+        ) from None
     return data, lines
 
 
@@ -182,7 +191,7 @@ def _message(err: Mapping[str, Any], path: PathT) -> str:
         return "required key is missing"
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     inp = err.get("input")
     if etype not in ("missing",) and not isinstance(inp, (dict, list)):
         msg += f" (got {json.dumps(inp, default=str)})"
@@ -209,8 +218,12 @@ def validate_data(data: Any, file: Path, lines: Mapping[PathT, int]) -> LoadedSc
         if e["type"] == "missing":
             fld = (*path, e["loc"][-1]) if e["loc"] and e["loc"][-1] not in path else path
         more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
-        raise ScenarioError(_message(e, path) + more, file=str(file),
-                            line=shell.line_of(path), field=field_name(fld) or None) from None
+        raise ScenarioError(
+            _message(e, path) + more,
+            file=str(file),
+            line=shell.line_of(path),
+            field=field_name(fld) or None,
+        ) from None
     return LoadedScenario(scn, file, lines)
 
 

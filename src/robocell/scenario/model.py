@@ -39,8 +39,11 @@ class Pose(_Model):
         return self
 
     def se3(self) -> SE3:
-        rpy = (np.radians(self.rpy_deg) if self.rpy_deg is not None
-               else np.asarray(self.rpy if self.rpy is not None else (0.0, 0.0, 0.0)))
+        rpy = (
+            np.radians(self.rpy_deg)
+            if self.rpy_deg is not None
+            else np.asarray(self.rpy if self.rpy is not None else (0.0, 0.0, 0.0))
+        )
         return SE3(*self.xyz) * SE3.RPY(rpy, order="zyx")
 
 
@@ -99,16 +102,24 @@ class ObjectSpec(_Model):
 
     @model_validator(mode="after")
     def _dims(self) -> ObjectSpec:
-        need = {"box": ("size",), "cylinder": ("radius", "height"), "sphere": ("radius",),
-                "mesh": ("file",)}[self.shape]
+        need = {
+            "box": ("size",),
+            "cylinder": ("radius", "height"),
+            "sphere": ("radius",),
+            "mesh": ("file",),
+        }[self.shape]
         missing = [k for k in need if getattr(self, k) is None]
         if missing:
             raise ValueError(f"a {self.shape} needs {' and '.join(missing)}")
-        extra = [k for k in ("size", "radius", "height", "file")
-                 if k not in need and getattr(self, k) is not None]
+        extra = [
+            k
+            for k in ("size", "radius", "height", "file")
+            if k not in need and getattr(self, k) is not None
+        ]
         if extra:
-            raise ValueError(f"a {self.shape} takes no {' or '.join(extra)} "
-                             f"(it needs {', '.join(need)})")
+            raise ValueError(
+                f"a {self.shape} takes no {' or '.join(extra)} (it needs {', '.join(need)})"
+            )
         if self.size is not None and min(self.size) <= 0:
             raise ValueError("size must be three positive lengths [m]")
         return self

@@ -76,12 +76,15 @@ class World:
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.gui = gui
-        if gui and sys.platform.startswith("linux") and not (
-            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        if (
+            gui
+            and sys.platform.startswith("linux")
+            and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
         ):
             # pybullet's GUI would end the whole process without a display
-            raise RobocellError("the GUI needs a display (DISPLAY is not set); "
-                                "run without --gui for a headless run")
+            raise RobocellError(
+                "the GUI needs a display (DISPLAY is not set); run without --gui for a headless run"
+            )
         mode = pb.GUI if gui else pb.DIRECT
         self.client: int = pb.connect(mode)
         if self.client < 0:
@@ -157,7 +160,11 @@ class World:
             flags |= pb.URDF_USE_SELF_COLLISION | pb.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS
         try:
             body = pb.loadURDF(
-                str(path), pos, orn, useFixedBase=fixed_base, flags=flags,
+                str(path),
+                pos,
+                orn,
+                useFixedBase=fixed_base,
+                flags=flags,
                 physicsClientId=self.client,
             )
         except pb.error as exc:
@@ -172,17 +179,21 @@ class World:
         pb.changeDynamics(body, -1, lateralFriction=friction, physicsClientId=cid)
         return body
 
-    def _create(
-        self, col: int, vis: int, pose: SE3 | None, mass: float, friction: float
-    ) -> int:
+    def _create(self, col: int, vis: int, pose: SE3 | None, mass: float, friction: float) -> int:
         if mass < 0 or not np.isfinite(mass):
             raise ScenarioError(f"mass must be >= 0 kg, got {mass!r}")
         pos, orn = pose_to_pb(pose if pose is not None else SE3())
         cid = self.client
         body = pb.createMultiBody(mass, col, vis, pos, orn, physicsClientId=cid)
         # pybullet damps every body by default (0.04); real parts are not slowed by the air
-        pb.changeDynamics(body, -1, lateralFriction=friction, linearDamping=0.0,
-                          angularDamping=0.0, physicsClientId=cid)
+        pb.changeDynamics(
+            body,
+            -1,
+            lateralFriction=friction,
+            linearDamping=0.0,
+            angularDamping=0.0,
+            physicsClientId=cid,
+        )
         return body
 
     def add_box(
@@ -221,7 +232,10 @@ class World:
             pb.GEOM_CYLINDER, radius=radius, height=height, physicsClientId=cid
         )
         vis = pb.createVisualShape(
-            pb.GEOM_CYLINDER, radius=radius, length=height, rgbaColor=list(color),
+            pb.GEOM_CYLINDER,
+            radius=radius,
+            length=height,
+            rgbaColor=list(color),
             physicsClientId=cid,
         )
         return self._create(col, vis, pose, mass, friction)
@@ -271,7 +285,10 @@ class World:
                 pb.GEOM_MESH, fileName=str(path), meshScale=s, flags=flags, physicsClientId=cid
             )
             vis = pb.createVisualShape(
-                pb.GEOM_MESH, fileName=str(path), meshScale=s, rgbaColor=list(color),
+                pb.GEOM_MESH,
+                fileName=str(path),
+                meshScale=s,
+                rgbaColor=list(color),
                 physicsClientId=cid,
             )
         except pb.error as exc:
@@ -307,8 +324,14 @@ class World:
         pts = pb.getContactPoints(physicsClientId=self.client, **kw)
         return [
             Contact(
-                body_a=c[1], body_b=c[2], link_a=c[3], link_b=c[4], position_on_a=c[5],
-                normal_on_b=c[7], distance=c[8], normal_force=c[9],
+                body_a=c[1],
+                body_b=c[2],
+                link_a=c[3],
+                link_b=c[4],
+                position_on_a=c[5],
+                normal_on_b=c[7],
+                distance=c[8],
+                normal_force=c[9],
             )
             for c in pts
         ]
