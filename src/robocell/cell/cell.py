@@ -53,8 +53,8 @@ class _TickBuffer:
         self._nan = [float("nan")] * (2 * n + 1)
         self._zeros = [0.0] * n
 
-    def put(self, k: int, st: RobotState, cmd: tuple[Any, Any, float] | None) -> None:
-        self.state[k] = (st.q, st.dq, st.tau)
+    def put(self, k: int, cmd: tuple[Any, Any, float] | None) -> None:
+        self.state[k] = self.robot.state_rows()
         if cmd is None:
             self.cmd[k] = self._nan
         else:
@@ -514,7 +514,7 @@ class Cell:
         k = self._row
         self._buf_t[k] = obs.t
         for n, b in self._buffers.items():
-            b.put(k, obs.robots[n], self._applied_q[n])
+            b.put(k, self._applied_q[n])
         self._row = k + 1
         if self._row == len(self._buf_t):
             self._drain()

@@ -145,6 +145,11 @@ class Robot(ABC):
     def state(self) -> RobotState:
         """The latest measured joint state."""
 
+    def state_rows(self) -> np.ndarray:
+        """The latest state as one (3, n) array: rows q, dq, tau (for the recorder)."""
+        st = self.state()
+        return np.array((st.q, st.dq, st.tau))
+
     @abstractmethod
     def _apply(self, cmd: JointCommand) -> None:
         """Send an already-clamped command to the hardware or the physics."""
@@ -198,11 +203,11 @@ class Robot(ABC):
         prev = self._last_target_list
         if prev is None:
             prev = self.state().q.tolist()
+        if not math.isfinite(sum(req)):  # one sum catches any NaN or infinity
+            raise LimitError(f"{self.name}: command contains NaN or infinite values: {req}")
         out = []
         clamped = False
         for v, p, lo, hi, st in zip(req, prev, self._lower_l, self._upper_l, self._step_l):
-            if not math.isfinite(v):
-                raise LimitError(f"{self.name}: command contains NaN or infinite values: {req}")
             a = p - st
             b = p + st
             if lo > a:
@@ -227,13 +232,9 @@ class Robot(ABC):
             ffl = ff.tolist() if isinstance(ff, np.ndarray) else [float(w) for w in ff]
             if len(ffl) != self.n:
                 raise LimitError(f"{self.name}: velocity feed-forward needs {self.n} values")
-            for i, (w, vmax) in enumerate(zip(ffl, self._vmax_l)):
-                if not math.isfinite(w):
-                    raise LimitError(f"{self.name}: velocity feed-forward contains NaN or inf")
-                if w > vmax:
-                    ffl[i] = vmax
-                elif w < -vmax:
-                    ffl[i] = -vmax
+            if not math.isfinite(sum(ffl)):
+                raise LimitError(f"{self.name}: velocity feed-forward contains NaN or inf")
+            ffl = [min(max(w, -vm), vm) for w, vm in zip(ffl, self._vmax_l)]
         return JointCommand("position", out, ffl)  # type: ignore[arg-type]
 
     def flange_pose(self) -> SE3:

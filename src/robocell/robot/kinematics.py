@@ -80,31 +80,24 @@ class Kinematics:
     def flange_batch(self, Q: np.ndarray) -> np.ndarray:
         """Flange poses for many joint vectors at once: ``Q`` (k, n) -> (k, 4, 4), base frame.
 
-        Vectorised over k (the recorder turns a second of samples into TCP poses at once).
+        Vectorised over k (the recorder turns a second of samples into TCP poses at once): a
+        joint rotation only mixes two columns of the running transform, so it is applied as
+        such instead of as a full matrix product.
         """
         Q = np.asarray(Q, float)
-        k = len(Q)
-        T = np.broadcast_to(np.eye(4), (k, 4, 4)).copy()
+        T = np.broadcast_to(np.eye(4), (len(Q), 4, 4)).copy()
         for kind, val in self._chain():
             if kind == "const":
                 T = T @ val
-                continue
-            q = Q[:, val]
-            c, s = np.cos(q), np.sin(q)
-            M = np.zeros((k, 4, 4))
-            M[:, 3, 3] = 1.0
-            if kind in ("Rx", "Ry", "Rz"):
-                i, j = {"Rx": (1, 2), "Ry": (2, 0), "Rz": (0, 1)}[kind]
-                a = {"Rx": 0, "Ry": 1, "Rz": 2}[kind]
-                M[:, a, a] = 1.0
-                M[:, i, i] = c
-                M[:, j, j] = c
-                M[:, i, j] = -s
-                M[:, j, i] = s
+            elif kind in ("Rx", "Ry", "Rz"):
+                i, j = {"Rz": (0, 1), "Rx": (1, 2), "Ry": (2, 0)}[kind]
+                q = Q[:, val, None]
+                c, s = np.cos(q), np.sin(q)
+                ci, cj = T[:, :, i].copy(), T[:, :, j]
+                T[:, :, i] = c * ci + s * cj
+                T[:, :, j] = c * cj - s * ci
             else:  # prismatic tx, ty, tz
-                M[:, 0, 0] = M[:, 1, 1] = M[:, 2, 2] = 1.0
-                M[:, "xyz".index(kind[1]), 3] = q
-            T = T @ M
+                T[:, :, 3] += Q[:, val, None] * T[:, :, "xyz".index(kind[1])]
         return T
 
     def with_tcp(self, tcp: SE3) -> Kinematics:

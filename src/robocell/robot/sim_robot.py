@@ -104,6 +104,7 @@ class SimRobot(Robot):
         self._apply(JointCommand.position(q_init))
         self._state_step = -1
         self._state: RobotState = RobotState(0.0, q_init, np.zeros(self.n), np.zeros(self.n))
+        self._rows = np.zeros((3, self.n))
 
     # -- tool ----------------------------------------------------------------------------------
     def _tool_link_xml(self) -> str:
@@ -183,13 +184,19 @@ class SimRobot(Robot):
         step = self.world._steps
         if step != self._state_step:
             js = pb.getJointStates(self.body, self.joint_ids, physicsClientId=self.world.client)
-            # one array for the three vectors (cheaper than three small ones)
-            a = np.array([(s[0], s[1], s[3]) for s in js]).T.copy()
+            q, dq, _, tau = zip(*js)
+            # one (3, n) array whose rows are q, dq, tau (cheaper than three small arrays)
+            a = np.array((q, dq, tau))
             if self._torque_mode:
                 a[2] = self._tau_cmd
+            self._rows = a
             self._state = RobotState(step * self.world.physics_step, a[0], a[1], a[2])
             self._state_step = step
         return self._state
+
+    def state_rows(self) -> np.ndarray:
+        self.state()
+        return self._rows
 
     def _apply(self, cmd: JointCommand) -> None:
         cid = self.world.client
