@@ -29,7 +29,7 @@ from robocell.control.controller import (
 from robocell.errors import RobocellError, ScenarioError
 from robocell.record.kpis import MotionKpis
 from robocell.record.recorder import Recorder, robot_columns
-from robocell.robot.interface import JointCommand, Robot, RobotState, Tool
+from robocell.robot.interface import JointCommand, Robot, Tool
 from robocell.robot.library import RobotModel, load_model
 from robocell.robot.sim_robot import SimRobot
 from robocell.sim.world import World

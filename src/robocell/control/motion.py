@@ -294,7 +294,8 @@ class SCurveProfile:
 
     def _sample_scalar(self, t: float) -> tuple[float, float, float]:
         """:meth:`sample` for one time [s] (pure Python, no array overhead)."""
-        tt = min(max(t, 0.0), self.duration)
+        d = self.duration
+        tt = 0.0 if t < 0.0 else (d if t > d else t)
         if tt <= self._half:
             return self._half_scalar(tt)
         s, v, a = self._half_scalar(self.duration - tt)
@@ -529,7 +530,8 @@ class SampledTrajectory:
         """
         m = self.times.size
         if isinstance(t, _SCALARS) or np.ndim(t) == 0:
-            tt = min(max(float(t), 0.0), self._duration)
+            tt = float(t)
+            tt = 0.0 if tt < 0.0 else (self._duration if tt > self._duration else tt)
             if m == 1:
                 z = np.zeros(self.n)
                 return self.q[0].copy(), z, z.copy()
@@ -1209,13 +1211,15 @@ class TrajectorySequence:
 
         At a boundary the later segment is returned; past the end, the last one.
         """
-        tt = min(max(float(t), 0.0), self._duration)
+        tt = float(t)
+        tt = 0.0 if tt < 0.0 else (self._duration if tt > self._duration else tt)
         return bisect.bisect_right(self._starts, tt) - 1
 
     def sample(self, t: float | ArrayLike) -> JointSample:
         """``(q, dq, ddq)`` at time(s) ``t`` [s]; ``(n,)`` for a scalar, ``(k, n)`` for arrays."""
         if isinstance(t, _SCALARS) or np.ndim(t) == 0:
-            tt = min(max(float(t), 0.0), self._duration)
+            tt = float(t)
+            tt = 0.0 if tt < 0.0 else (self._duration if tt > self._duration else tt)
             i = bisect.bisect_right(self._starts, tt) - 1
             return self.segments[i].sample(tt - self._starts[i])
         tt = np.clip(np.asarray(t, dtype=float).reshape(-1), 0.0, self._duration)

@@ -234,7 +234,8 @@ class Robot(ABC):
                 raise LimitError(f"{self.name}: velocity feed-forward needs {self.n} values")
             if not math.isfinite(sum(ffl)):
                 raise LimitError(f"{self.name}: velocity feed-forward contains NaN or inf")
-            ffl = [min(max(w, -vm), vm) for w, vm in zip(ffl, self._vmax_l)]
+            # (conditional expressions: builtin min/max cost several times more here)
+            ffl = [vm if w > vm else (-vm if w < -vm else w) for w, vm in zip(ffl, self._vmax_l)]
         return JointCommand("position", out, ffl)  # type: ignore[arg-type]
 
     def flange_pose(self) -> SE3:

@@ -268,10 +268,10 @@ class SimRobot(Robot):
             return
         dt = i * self.world.physics_step
         q, dq = interp
-        target = [
-            min(max(a + w * dt, lo), hi)
-            for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l)
-        ]
+        target = []
+        for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l):
+            x = a + w * dt
+            target.append(lo if x < lo else (hi if x > hi else x))
         self._send_position(target, dq)
 
     # -- poses from the physics ----------------------------------------------------------------
