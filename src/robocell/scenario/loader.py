@@ -188,6 +188,8 @@ def _message(err: Mapping[str, Any], path: PathT) -> str:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"unknown key '{key}'{hint}; valid keys: {', '.join(valid)}"
     if etype == "missing":
+        if err["loc"] and isinstance(err["loc"][-1], int):
+            return f"too few values: entry {err['loc'][-1]} is missing"
         return "required key is missing"
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
@@ -215,8 +217,8 @@ def validate_data(data: Any, file: Path, lines: Mapping[PathT, int]) -> LoadedSc
         located.sort(key=lambda x: x[0])
         line, path, e = located[0]
         fld = path
-        if e["type"] == "missing":
-            fld = (*path, e["loc"][-1]) if e["loc"] and e["loc"][-1] not in path else path
+        if e["type"] == "missing" and e["loc"] and not isinstance(e["loc"][-1], int):
+            fld = (*path, e["loc"][-1]) if e["loc"][-1] not in path else path
         more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
         raise ScenarioError(
             _message(e, path) + more,
