@@ -20,6 +20,12 @@ from robocell.record.recorder import column
 CYCLE = SCENARIOS / "cycle_test.yaml"
 
 
+def _cli_run(out: Path, duration: float) -> list[str]:
+    """`robocell run` of the cycle test in a fresh interpreter."""
+    cmd = ["-m", "robocell.cli", "run", str(CYCLE), "--out", str(out)]
+    return [sys.executable, *cmd, "--duration", str(duration)]
+
+
 @pytest.fixture(scope="module")
 def cycle_run(tmp_path_factory) -> rc.RunResult:
     return rc.run(CYCLE, out_dir=tmp_path_factory.mktemp("cycle"))
@@ -78,15 +84,7 @@ def test_same_seed_identical_in_two_processes(tmp_path: Path) -> None:
         out = tmp_path / f"p{i}"
         proc = subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "robocell.cli",
-                "run",
-                str(CYCLE),
-                "--out",
-                str(out),
-                "--duration",
-                "4",
+                *_cli_run(out, 4),
                 "--json",
             ],
             capture_output=True,
@@ -124,17 +122,7 @@ def test_step_by_step_equals_run(tmp_path: Path, cycle_run: rc.RunResult) -> Non
 def test_recording_survives_sigkill(tmp_path: Path) -> None:
     out = tmp_path / "killed"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "robocell.cli",
-            "run",
-            str(CYCLE),
-            "--out",
-            str(out),
-            "--duration",
-            "600",
-        ],
+        _cli_run(out, 600),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -157,13 +157,10 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False, seed: int | No
                         f"joint {j + 1} at {rs.q0_deg[j]} deg is outside its limits "
                         f"[{np.degrees(lim.lower[j]):.1f}, {np.degrees(lim.upper[j]):.1f}] deg",
                     )
-            period_steps = rs.control_period / w.physics_step
-            if abs(period_steps - round(period_steps)) > 1e-6 or round(period_steps) < 1:
-                raise loaded.error(
-                    (*fld, "control_period"),
-                    f"{rs.control_period} s is not a whole multiple of the physics step "
-                    f"{w.physics_step} s",
-                )
+            try:
+                cell.world.steps_for(rs.control_period, "control period")
+            except ScenarioError as exc:
+                raise loaded.error((*fld, "control_period"), exc.message) from None
             tool = None
             if rs.tool is not None:
                 tool = Tool(rs.tool.name, rs.tool.tcp.se3(), rs.tool.mass, rs.tool.radius)
