@@ -7,6 +7,7 @@ does.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 from spatialmath import SE3
 
+from robocell.cell.devices import Device, PartRegistry
 from robocell.control.controller import (
     Commands,
     Controller,
@@ -197,6 +199,8 @@ class Cell:
         self.robots: dict[str, Robot] = {}
         self.objects: dict[str, int] = {}
         self.signals: dict[str, Any] = {}
+        self.devices: dict[str, Device] = {}
+        self.parts = PartRegistry(self)
         self.controller: Controller | None = None
         self.end_when_done = False
         self._started = False
@@ -222,6 +226,9 @@ class Cell:
         self._contacts_now: set[tuple[int, int, int, int]] = set()
         self._collisions = {"self": 0, "environment": 0}
         self._obs: Observation | None = None
+        self._device_list: list[Device] = []
+        self._sig_names: list[str] = []
+        self._sig_buf = np.zeros((0, 0))
         self.done = False
         self._reset_for: Controller | None = None
         self._finished = False
@@ -288,6 +295,16 @@ class Cell:
         self.objects[name] = body
         return body
 
+    def add_device(self, device: Device) -> Device:
+        """Add a device (conveyor, part source, gripper, sensor, station); it builds its bodies
+        now. Devices run in the order they were added."""
+        self._check_not_started()
+        if device.name in self.devices:
+            raise ScenarioError(f"a device named '{device.name}' exists already")
+        self.devices[device.name] = device
+        device.attach(self)
+        return device
+
     def _check_not_started(self) -> None:
         if self._started:
             raise ScenarioError("the cell has started; add robots and objects before stepping")
@@ -318,6 +335,10 @@ class Cell:
         self._all_robots = tuple(steps)
         # robots whose drives act between control ticks (setpoint interpolation)
         self._drives = [r.pre_step for r in self.robots.values() if isinstance(r, SimRobot)]
+        cell = self
+        for d in self.devices.values():
+            if d.per_step:
+                self._drives.append(functools.partial(d.before_step, cell))
         self._single_rate = len(set(steps.values())) == 1
 
     def context(self) -> ControllerContext:
@@ -341,6 +362,7 @@ class Cell:
             rng=np.random.default_rng(self.seed + 1),
             physics_step=self.world.physics_step,
             t0=self.time,
+            devices={n: d.info() for n, d in self.devices.items()},
         )
 
     def start_controller(self) -> None:
@@ -394,6 +416,15 @@ class Cell:
             self._buffers[n] = _TickBuffer(r, cap)
             columns += robot_columns(n, r.n)
         self._collision_every = max(1, round(COLLISION_CHECK_PERIOD / dt_tick))
+        self._device_list = list(self.devices.values())
+        for d in self._device_list:
+            d.start(self)
+        # numeric and boolean signals known at the start are recorded as columns ``sig.<name>``
+        self._sig_names = [
+            k for k, v in self.signals.items() if isinstance(v, (bool, int, float, np.number))
+        ]
+        self._sig_buf = np.zeros((cap, len(self._sig_names)))
+        columns += [(f"sig.{k}", 1) for k in self._sig_names]
         if out_dir is not None:
             meta = {
                 "cell": self.name,
@@ -493,9 +524,13 @@ class Cell:
         if commands.done and not self.done:
             self.done = True
             self.emit("controller_done")
+        for d in self._device_list:
+            d.apply(self)
 
         self.world.step(self._tick_steps, self._drives)
         self._ticks += 1
+        for d in self._device_list:
+            d.sense(self)
         step_now = self.world.steps
         if self._single_rate:
             due = self._all_robots
@@ -515,6 +550,9 @@ class Cell:
         self._buf_t[k] = obs.t
         for n, b in self._buffers.items():
             b.put(k, self._applied_q[n])
+        if self._sig_names:
+            sig = self.signals
+            self._sig_buf[k] = [sig.get(n, math.nan) for n in self._sig_names]
         self._row = k + 1
         if self._row == len(self._buf_t):
             self._drain()
@@ -534,6 +572,8 @@ class Cell:
                 for c, arr in cols.items():
                     data[f"{n}.{c}"] = arr[::every]
         if rec is not None:
+            for i, name in enumerate(self._sig_names):
+                data[f"sig.{name}"] = self._sig_buf[:k:every, i : i + 1]
             rec.write(self._buf_t[:k:every], data)
         self._row = 0
 
@@ -674,6 +714,9 @@ class Cell:
             "energy_j": sum(r["energy_j"] for r in robots.values()),
             "events": self._event_count,
         }
+        dev = {n: k for n, d in self.devices.items() if (k := d.kpis())}
+        if dev:
+            out["devices"] = dev
         cycles = self._markers.get("cycle", [])
         if cycles:
             # a cycle marker carries its own duration; otherwise the time since the previous one

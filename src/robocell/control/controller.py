@@ -53,6 +53,8 @@ class ControllerContext:
     rng: np.random.Generator
     physics_step: float
     t0: float = 0.0
+    #: static facts of the cell's devices (conveyors, stations, sensors), by device name
+    devices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def robot(self, name: str | None = None) -> RobotInfo:
         """The named robot, or the only/first one when ``name`` is None."""
