@@ -70,6 +70,36 @@ class LimitEvent:
 
 
 @dataclass(frozen=True)
+class ToolFingers:
+    """Two parallel fingers on a tool, driven by force-limited prismatic joints.
+
+    The fingers close along the TCP's x axis; their pads are centred on the TCP along its z axis
+    (so the TCP is the point between the pads). The tool's body ends at the palm,
+    ``length / 2`` before the TCP.
+
+    Args:
+        stroke: largest opening between the pads [m].
+        length: pad length along the TCP's z axis [m].
+        thickness: finger thickness along the closing axis [m].
+        depth: finger width across the closing axis (TCP y) [m].
+        mass: mass of one finger [kg].
+        friction: pybullet lateral friction of the pads (the contact friction with a part is
+            this times the part's own friction coefficient, as pybullet multiplies them).
+        force_n: force limit of each finger's drive [N].
+        speed: closing speed of each finger [m/s] (the opening changes twice as fast).
+    """
+
+    stroke: float = 0.085
+    length: float = 0.05
+    thickness: float = 0.01
+    depth: float = 0.02
+    mass: float = 0.05
+    friction: float = 1.0
+    force_n: float = 40.0
+    speed: float = 0.05
+
+
+@dataclass(frozen=True)
 class Tool:
     """A tool on the flange: its TCP relative to the flange, and its mass.
 
@@ -77,13 +107,16 @@ class Tool:
         name: tool name.
         tcp: pose of the tool centre point in the flange frame.
         mass: tool mass [kg] (carried by the robot in the physics when > 0).
-        radius: radius [m] of the cylinder that stands for the tool body (flange to TCP).
+        radius: radius [m] of the cylinder that stands for the tool body (flange to TCP, or to
+            the palm when the tool has fingers).
+        fingers: two parallel fingers (a parallel gripper), or None.
     """
 
     name: str = "flange"
     tcp: SE3 = field(default_factory=SE3)
     mass: float = 0.0
     radius: float = 0.03
+    fingers: ToolFingers | None = None
 
 
 class Robot(ABC):

@@ -7,15 +7,31 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pybullet as pb
 from spatialmath import SE3
 
 from robocell.errors import ScenarioError
-from robocell.robot.interface import JointCommand, Robot, RobotState, Tool
+from robocell.robot.interface import JointCommand, Robot, RobotState, Tool, ToolFingers
 from robocell.robot.library import RobotModel
 from robocell.sim.world import World, pb_to_pose
+
+
+class FingerState(NamedTuple):
+    """Measured state of a tool's two fingers: ``width`` between the pads [m], ``speed`` the
+    rate of change of the width [m/s] and ``force`` the mean force of the two drives [N]
+    (positive when squeezing)."""
+
+    width: float
+    speed: float
+    force: float
+
+
+#: pybullet link names of the tool and its fingers
+TOOL_LINK = "robocell_tool"
+FINGER_LINKS = ("robocell_finger_left", "robocell_finger_right")
 
 
 class SimRobot(Robot):
@@ -68,6 +84,15 @@ class SimRobot(Robot):
             raise ScenarioError(f"{model.urdf}: no link named '{model.flange_link}'")
         self.flange_index = link_by_name[model.flange_link]
         self.link_indices = sorted(link_by_name.values())
+        #: pybullet link index of the tool body (None without a tool body)
+        self.tool_link: int | None = link_by_name.get(TOOL_LINK)
+        #: pybullet joint (= link) indices of the tool's two fingers (empty without fingers);
+        #: they are not arm joints: ``n``, ``joint_ids``, limits and ``state()`` exclude them
+        self.finger_joints: tuple[int, ...] = tuple(
+            link_by_name[f] for f in FINGER_LINKS if f in link_by_name
+        )
+        #: the gripper device mounted on this robot (set by the gripper when it attaches)
+        self.gripper: Any = None
         self._gains = (
             [position_gain] * self.n,
             [velocity_gain] * self.n,
@@ -94,6 +119,8 @@ class SimRobot(Robot):
             raise ScenarioError(f"robot '{name}': initial joint positions are outside the limits")
         for j, qj in zip(self.joint_ids, q_init):
             pb.resetJointState(self.body, j, float(qj), 0.0, physicsClientId=cid)
+        if self.finger_joints:
+            self._setup_fingers()
         self._torque_mode = False
         self._interp: tuple[list[float], list[float]] | None = None
         self._zeros_l = [0.0] * self.n
@@ -110,35 +137,83 @@ class SimRobot(Robot):
     def _tool_link_xml(self) -> str:
         """URDF text of the tool as a link fixed to the flange: a cylinder from the flange to
         the TCP carrying the tool's mass (part of the multibody, so it costs the solver nothing
-        extra, unlike a separate body held by a constraint)."""
+        extra, unlike a separate body held by a constraint). A tool with fingers ends at its palm
+        and carries two prismatic finger links (see :class:`ToolFingers`)."""
         tool = self.tool
         offset = np.asarray(tool.tcp.t, float)
         length = float(np.linalg.norm(offset))
-        if length < 1e-3 and tool.mass <= 0:
+        fingers = tool.fingers
+        if length < 1e-3 and tool.mass <= 0 and fingers is None:
             return ""
+        z = offset / length if length > 1e-9 else np.array([0.0, 0.0, 1.0])
+        if fingers is not None:
+            _check_fingers(fingers)
+            palm = length - fingers.length / 2
+            if palm < 1e-3:
+                raise ScenarioError(
+                    f"tool '{tool.name}': the TCP ({length:.4g} m from the flange) must be more "
+                    f"than half the finger length ({fingers.length / 2:.4g} m) away from it",
+                    field="tool.tcp",
+                )
+            length = palm
+            offset = z * palm
         length = max(length, 1e-3)
-        z = offset / length if np.linalg.norm(offset) > 1e-9 else np.array([0.0, 0.0, 1.0])
         # cylinder axis along flange->TCP: rotate z onto that direction (roll-pitch-yaw)
         pitch = float(np.arctan2(np.hypot(z[0], z[1]), z[2]))
         yaw = float(np.arctan2(z[1], z[0]))
         mid = offset / 2
-        m = max(tool.mass, 1e-3)
+        m = tool.mass - (2 * fingers.mass if fingers is not None else 0.0)
+        m = max(m, 1e-3)
         r = tool.radius
         ixx = m * (3 * r * r + length * length) / 12
         izz = m * r * r / 2
         xyz = f"{mid[0]:.9g} {mid[1]:.9g} {mid[2]:.9g}"
         org = f'<origin xyz="{xyz}" rpy="0 {pitch:.9g} {yaw:.9g}"/>'
         geom = f'<geometry><cylinder radius="{r:.9g}" length="{length:.9g}"/></geometry>'
-        return (
-            f'<link name="robocell_tool"><inertial>{org}<mass value="{m:.9g}"/>'
+        xml = (
+            f'<link name="{TOOL_LINK}"><inertial>{org}<mass value="{m:.9g}"/>'
             f'<inertia ixx="{ixx:.9g}" iyy="{ixx:.9g}" izz="{izz:.9g}" ixy="0" ixz="0" iyz="0"/>'
             f'</inertial><visual>{org}{geom}<material name="robocell_tool">'
             f'<color rgba="0.25 0.25 0.3 1"/></material></visual>'
             f"<collision>{org}{geom}</collision></link>"
             f'<joint name="robocell_tool_mount" type="fixed">'
             f'<parent link="{self.model.flange_link}"/>'
-            f'<child link="robocell_tool"/><origin xyz="0 0 0" rpy="0 0 0"/></joint>'
+            f'<child link="{TOOL_LINK}"/><origin xyz="0 0 0" rpy="0 0 0"/></joint>'
         )
+        if fingers is not None:
+            xml += self._finger_xml(fingers)
+        return xml
+
+    def _finger_xml(self, f: ToolFingers) -> str:
+        """Two box fingers on prismatic joints whose frames are the TCP: the left finger moves
+        along -x, the right along +x; joint position s [m] puts the pad at x = ∓s, so the
+        opening is the sum of the two joint positions."""
+        tcp = self.tool.tcp
+        t = tcp.t
+        roll, pitch, yaw = (float(a) for a in tcp.rpy(order="zyx"))
+        rpy = f"{roll:.9g} {pitch:.9g} {yaw:.9g}"
+        frame = f'<origin xyz="{t[0]:.9g} {t[1]:.9g} {t[2]:.9g}" rpy="{rpy}"/>'
+        m = f.mass
+        a, b, c = f.thickness, f.depth, f.length
+        ixx, iyy, izz = m * (b * b + c * c) / 12, m * (a * a + c * c) / 12, m * (a * a + b * b) / 12
+        box = f'<geometry><box size="{a:.9g} {b:.9g} {c:.9g}"/></geometry>'
+        out = ""
+        for name, sign in zip(FINGER_LINKS, (-1.0, 1.0)):
+            org = f'<origin xyz="{sign * a / 2:.9g} 0 0" rpy="0 0 0"/>'
+            out += (
+                f'<link name="{name}"><inertial>{org}<mass value="{m:.9g}"/>'
+                f'<inertia ixx="{ixx:.9g}" iyy="{iyy:.9g}" izz="{izz:.9g}" '
+                f'ixy="0" ixz="0" iyz="0"/></inertial>'
+                f'<visual>{org}{box}<material name="robocell_finger">'
+                f'<color rgba="0.15 0.15 0.15 1"/></material></visual>'
+                f"<collision>{org}{box}</collision></link>"
+                f'<joint name="{name}_joint" type="prismatic">'
+                f'<parent link="{TOOL_LINK}"/><child link="{name}"/>{frame}'
+                f'<axis xyz="{sign:.1f} 0 0"/>'
+                f'<limit lower="0" upper="{f.stroke / 2:.9g}" effort="{f.force_n:.9g}" '
+                f'velocity="{f.speed:.9g}"/></joint>'
+            )
+        return out
 
     def _urdf_with_tool(self) -> Path:
         """The model's URDF, with the tool link added when there is one (written to a cache
@@ -178,6 +253,77 @@ class SimRobot(Robot):
         """Change the TCP (kinematics and recorded TCP). The tool's body and mass stay those
         given when the robot was created (they are part of the loaded multibody)."""
         super().mount_tool(tool)
+
+    # -- fingers -------------------------------------------------------------------------------
+    def _setup_fingers(self) -> None:
+        """Pad friction, no finger-finger contacts (the drives' end stop is the joint limit), the
+        two fingers coupled, and the fingers open, held there by their drives."""
+        f = self.tool.fingers
+        assert f is not None
+        cid = self.world.client
+        left, right = self.finger_joints
+        for j in self.finger_joints:
+            pb.changeDynamics(self.body, j, lateralFriction=f.friction, physicsClientId=cid)
+            pb.resetJointState(self.body, j, f.stroke / 2, 0.0, physicsClientId=cid)
+        pb.setCollisionFilterPair(self.body, self.body, left, right, 0, physicsClientId=cid)
+        # the fingers move together, as a rack and pinion couples them: without the coupling a
+        # part squeezed by two equal forces could float sideways between them
+        gear = pb.createConstraint(
+            self.body,
+            left,
+            self.body,
+            right,
+            pb.JOINT_GEAR,
+            [1.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0],
+            physicsClientId=cid,
+        )
+        pb.changeConstraint(gear, gearRatio=-1.0, maxForce=10 * f.force_n, physicsClientId=cid)
+        self.drive_fingers(f.stroke, f.force_n, f.speed)
+
+    def drive_fingers(self, opening: float | None, force_n: float, speed: float) -> None:
+        """Command the fingers (each drive limited to ``force_n`` [N] and ``speed`` [m/s]).
+
+        Args:
+            opening: target width between the pads [m], reached at ``speed`` per finger; None
+                closes the fingers: each drive moves inwards at ``speed`` until it is blocked,
+                and then squeezes with ``force_n``.
+            force_n: force limit of each finger's drive [N].
+            speed: speed limit of each finger [m/s].
+        """
+        if not self.finger_joints:
+            raise ScenarioError(f"robot '{self.name}': its tool has no fingers", field="tool")
+        cid = self.world.client
+        for j in self.finger_joints:
+            if opening is None:
+                pb.setJointMotorControl2(
+                    self.body,
+                    j,
+                    pb.VELOCITY_CONTROL,
+                    targetVelocity=-float(speed),
+                    force=float(force_n),
+                    physicsClientId=cid,
+                )
+            else:
+                pb.setJointMotorControl2(
+                    self.body,
+                    j,
+                    pb.POSITION_CONTROL,
+                    targetPosition=float(opening) / 2,
+                    force=float(force_n),
+                    maxVelocity=float(speed),
+                    physicsClientId=cid,
+                )
+
+    def finger_state(self) -> FingerState:
+        """Measured opening, its rate and the drives' squeezing force (see :class:`FingerState`)."""
+        if not self.finger_joints:
+            raise ScenarioError(f"robot '{self.name}': its tool has no fingers", field="tool")
+        (ql, vl, _, fl), (qr, vr, _, fr) = pb.getJointStates(
+            self.body, list(self.finger_joints), physicsClientId=self.world.client
+        )
+        return FingerState(ql + qr, vl + vr, -(fl + fr) / 2)
 
     # -- state & commands ----------------------------------------------------------------------
     def state(self) -> RobotState:
@@ -287,3 +433,15 @@ class SimRobot(Robot):
 
     def tcp_pose(self) -> SE3:
         return self.flange_pose() * self.tool.tcp
+
+
+def _check_fingers(f: ToolFingers) -> None:
+    """Positive, finite finger dimensions, mass, friction, force and speed."""
+    for key in ("stroke", "length", "thickness", "depth", "mass", "force_n", "speed"):
+        v = getattr(f, key)
+        if not (np.isfinite(v) and v > 0):
+            raise ScenarioError(f"finger {key} must be > 0, got {v!r}", field=f"tool.fingers.{key}")
+    if not (np.isfinite(f.friction) and f.friction >= 0):
+        raise ScenarioError(
+            f"finger friction must be >= 0, got {f.friction!r}", field="tool.fingers.friction"
+        )
