@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from robocell.record.recorder import RECORDING_FILE, iter_batches
+from robocell.record.recorder import EVENTS_FILE, RECORDING_FILE, iter_batches
 
 if TYPE_CHECKING:
     from robocell.cell.cell import RunResult
@@ -52,7 +52,7 @@ def kpi_table(kpis: dict[str, Any]) -> str:
     """A two-column text table of the KPIs."""
     rows: list[tuple[str, str]] = []
     for k, v in kpis.items():
-        if k in ("robots", "timing"):
+        if k in ("robots", "timing", "pick_and_place"):
             continue
         f = _fmt(k, v)
         if f:
@@ -68,6 +68,10 @@ def kpi_table(kpis: dict[str, Any]) -> str:
             if k == "peak_torque_share":
                 text += f" (joint {rk['peak_torque_joint']})"
             rows.append((f"{name}: {label}", text))
+    if "pick_and_place" in kpis:
+        from robocell.record.pnp_report import pnp_kpi_rows
+
+        rows += pnp_kpi_rows(kpis["pick_and_place"])
     timing = kpis.get("timing")
     if timing:
         rows.append(("wall time", f"{timing['wall_time_s']:.2f} s"))
@@ -77,16 +81,22 @@ def kpi_table(kpis: dict[str, Any]) -> str:
 
 
 def write_outputs(result: RunResult, plots: bool = True) -> list[Path]:
-    """Write ``kpis.json`` and (optionally) the plots into the run directory."""
+    """Write ``kpis.json`` and (optionally) the plots into the run directory; a pick-and-place
+    run also gets ``events.csv`` and its throughput, cycle-time and activity plots."""
     out = result.out_dir
     assert out is not None
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "kpis.json", "w", encoding="utf-8") as fh:
         json.dump(result.kpis, fh, indent=2, sort_keys=True)
         fh.write("\n")
-    if not plots or not (out / RECORDING_FILE).exists():
-        return []
-    return plot_recording(out)
+    written: list[Path] = []
+    if plots and (out / RECORDING_FILE).exists():
+        written += plot_recording(out)
+    if "pick_and_place" in result.kpis and (out / EVENTS_FILE).exists():
+        from robocell.record.pnp_report import write_pnp_outputs
+
+        written += write_pnp_outputs(out, result.kpis, plots=plots)
+    return written
 
 
 def _decimated(path: Path) -> dict[str, np.ndarray]:
