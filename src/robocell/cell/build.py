@@ -161,9 +161,12 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False, seed: int | No
                 cell.world.steps_for(rs.control_period, "control period")
             except ScenarioError as exc:
                 raise loaded.error((*fld, "control_period"), exc.message) from None
-            tool = None
-            if rs.tool is not None:
-                tool = Tool(rs.tool.name, rs.tool.tcp.se3(), rs.tool.mass, rs.tool.radius)
+            tool: Any = None
+            if rs.tool is not None and rs.tool.gripper is not None:
+                tool = _gripper(rs.tool.gripper)
+            elif rs.tool is not None:
+                tcp = rs.tool.tcp.se3() if rs.tool.tcp is not None else None
+                tool = Tool(rs.tool.name, tcp, rs.tool.mass or 0.0, rs.tool.radius)
             cell.add_robot(
                 model,
                 name=rs.name,
@@ -197,6 +200,8 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False, seed: int | No
                 )
             except ScenarioError as exc:
                 raise loaded.error(("objects", i), exc.message) from None
+        _add_pick_and_place(cell, loaded)
+        cell.ideal_cycle_time = scn.ideal_cycle_time
         rp = scn.outputs.record_period
         if rp is not None:
             tick = cell.control_period
@@ -230,6 +235,225 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False, seed: int | No
         cell.close()
         raise
     return cell
+
+
+def _gripper(spec: Any) -> Any:
+    from robocell.pnp import ParallelGripper, VacuumGripper
+
+    if spec.type == "vacuum":
+        return VacuumGripper(
+            cup_diameter=spec.cup_diameter,
+            cups=spec.cups,
+            vacuum_kpa=spec.vacuum_kpa,
+            cup_friction=spec.cup_friction,
+            tcp_offset=spec.tcp_offset,
+            mass=spec.mass,
+        )
+    return ParallelGripper(
+        max_width=spec.max_width,
+        grip_force_n=spec.grip_force,
+        finger_length=spec.finger_length,
+        finger_friction=spec.finger_friction,
+        close_speed=spec.close_speed,
+        tcp_offset=spec.tcp_offset,
+        mass=spec.mass,
+    )
+
+
+def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
+    """Stations, part sources and sensors of a scenario, as cell devices, in that order."""
+    from robocell.pnp import (
+        Bin,
+        BreakBeam,
+        Camera,
+        Conveyor,
+        FixedInterval,
+        Fixture,
+        ListArrivals,
+        Pallet,
+        PartSource,
+        PartType,
+        PoissonArrivals,
+        PresenceSensor,
+    )
+
+    scn = loaded.scenario
+
+    def located(path: tuple[str | int, ...], exc: ScenarioError) -> ScenarioError:
+        sub = getattr(exc, "field", None) or ""
+        # a device's own field path ends in the spec's key (``devices.<name>.<key>``)
+        key = sub.rsplit(".", 1)[-1] if sub else ""
+        known = path and key and _has_key(loaded, (*path, key))
+        return loaded.error((*path, key) if known else path, exc.message)
+
+    for i, st in enumerate(scn.stations):
+        fld: tuple[str | int, ...] = ("stations", i)
+        try:
+            if st.type == "conveyor":
+                dev: Any = Conveyor(
+                    st.name,
+                    st.pose.se3(),
+                    length=st.length,
+                    width=st.width,
+                    speed=st.speed,
+                    running=st.running,
+                    accel=st.accel,
+                    end=st.end,
+                    outfeed=st.outfeed,
+                    friction=st.friction,
+                )
+            elif st.type == "bin":
+                dev = Bin(
+                    st.name, st.pose.se3(), size=st.size, wall=st.wall, unload_after=st.unload_after
+                )
+            elif st.type == "pallet":
+                px, py = st.pitch
+                size = (st.cols * px, st.rows * py, st.thickness)
+                dev = Pallet(
+                    st.name, st.pose.se3(), st.rows, st.cols, (px, py), size, st.unload_after
+                )
+            else:
+                dev = Fixture(
+                    st.name,
+                    st.pose.se3(),
+                    st.size,
+                    tolerance=st.tolerance,
+                    unload_after=st.unload_after,
+                )
+            cell.add_device(dev)
+        except ScenarioError as exc:
+            raise located(fld, exc) from None
+
+    for i, ps in enumerate(scn.parts):
+        fld = ("parts", i)
+        belt = cell.devices.get(ps.on)
+        if not isinstance(belt, Conveyor):
+            conveyors = [n for n, d in cell.devices.items() if isinstance(d, Conveyor)]
+            raise loaded.error(
+                (*fld, "on"),
+                f"'{ps.on}' is not a conveyor (conveyors: {', '.join(conveyors) or 'none'})",
+            )
+        types = []
+        for j, ts in enumerate(ps.types):
+            file = ts.file
+            if file is not None and not Path(file).is_absolute():
+                file = str(loaded.base_dir / file)
+            try:
+                types.append(
+                    PartType(
+                        ts.name or f"{ts.shape}{j + 1}",
+                        ts.shape,
+                        size=ts.size,
+                        radius=ts.radius,
+                        height=ts.height,
+                        file=file,
+                        scale=ts.scale,
+                        mass=ts.mass,
+                        friction=ts.friction,
+                        color=ts.color,
+                        share=ts.share,
+                    )
+                )
+            except ScenarioError as exc:
+                raise located((*fld, "types", j), exc) from None
+        ar = ps.arrivals
+        if ar.process == "fixed":
+            arrivals: Any = FixedInterval(ar.interval, ar.start)
+        elif ar.process == "poisson":
+            arrivals = PoissonArrivals(ar.rate_per_min)
+        else:
+            arrivals = ListArrivals(ar.times)
+        if ps.at > belt.length:
+            raise loaded.error(
+                (*fld, "at"), f"{ps.at} m is beyond the end of '{ps.on}' ({belt.length} m long)"
+            )
+        try:
+            cell.add_device(
+                PartSource(
+                    ps.name or f"{ps.on}_source",
+                    types,
+                    arrivals,
+                    conveyor=belt,
+                    at=ps.at,
+                    jitter_lateral=ps.jitter.y,
+                    jitter_yaw_deg=ps.jitter.yaw_deg,
+                    max_parts=ps.max_parts,
+                )
+            )
+        except ScenarioError as exc:
+            raise located(fld, exc) from None
+
+    for i, ss in enumerate(scn.sensors):
+        fld = ("sensors", i)
+        try:
+            if ss.type == "beam":
+                if ss.station is not None:
+                    belt = cell.devices.get(ss.station)
+                    if not isinstance(belt, Conveyor):
+                        raise loaded.error((*fld, "station"), f"'{ss.station}' is not a conveyor")
+                    if ss.at is not None and ss.at > belt.length:
+                        raise loaded.error(
+                            (*fld, "at"),
+                            f"{ss.at} m is beyond the end of '{ss.station}' ({belt.length} m long)",
+                        )
+                    dev = BreakBeam.across(ss.name, belt.info(), ss.at, ss.height)
+                else:
+                    dev = BreakBeam(ss.name, ss.start, ss.end)
+            elif ss.type == "presence":
+                dev = PresenceSensor(ss.name, ss.pose.se3(), ss.size)
+            else:
+                if ss.looks_at is not None:
+                    target = cell.devices.get(ss.looks_at)
+                    if target is None or not hasattr(target, "info"):
+                        raise loaded.error((*fld, "looks_at"), f"no station '{ss.looks_at}'")
+                    region = _region_of(target.info())
+                    if region is None:
+                        raise loaded.error(
+                            (*fld, "looks_at"), f"a camera cannot look at '{ss.looks_at}'"
+                        )
+                else:
+                    assert ss.region_pose is not None and ss.region_size is not None
+                    region = (ss.region_pose.se3(), ss.region_size)
+                dev = Camera(
+                    ss.name,
+                    pose=ss.pose.se3() if ss.pose is not None else None,
+                    region=region,
+                    period_s=ss.period,
+                    noise_xy_m=ss.noise_xy,
+                    noise_yaw_deg=ss.noise_yaw_deg,
+                    miss_rate=ss.miss_rate,
+                    latency_s=ss.latency,
+                )
+            cell.add_device(dev)
+        except ScenarioError as exc:
+            if exc.file is not None:
+                raise
+            raise located(fld, exc) from None
+
+
+#: height of a camera's field of view above the surface it looks at [m]
+CAMERA_DEPTH = 0.3
+
+
+def _region_of(info: dict[str, Any]) -> tuple[Any, tuple[float, float, float]] | None:
+    """The box a camera sees when it looks at a station: the station's top, 0.3 m deep."""
+    from spatialmath import SE3
+
+    pose = info.get("pose")
+    if pose is None:
+        return None
+    if info.get("type") == "conveyor":
+        size = (info["length"], info["width"], CAMERA_DEPTH)
+    elif "size" in info:
+        sx, sy = float(info["size"][0]), float(info["size"][1])
+        size = (sx, sy, CAMERA_DEPTH)
+    else:
+        return None
+    return SE3(pose) * SE3(0, 0, CAMERA_DEPTH / 2), size
+
+
+def _has_key(loaded: LoadedScenario, path: tuple[str | int, ...]) -> bool:
+    return tuple(path) in loaded.lines
 
 
 def _split(key: str) -> tuple[str | int, ...]:

@@ -30,6 +30,7 @@ from robocell.control.controller import (
 )
 from robocell.errors import RobocellError, ScenarioError
 from robocell.record.kpis import MotionKpis
+from robocell.record.pnp_kpis import PnpKpis
 from robocell.record.recorder import Recorder, robot_columns
 from robocell.robot.interface import JointCommand, Robot, Tool
 from robocell.robot.library import RobotModel, load_model
@@ -217,6 +218,13 @@ class Cell:
         self._single_rate = True
         self._drives: list[Callable[[], None]] = []
         self._events: list[dict[str, Any]] = []
+        #: callables that receive every event as it is emitted (KPI collectors, bridges)
+        self.event_listeners: list[Callable[[dict[str, Any]], None]] = []
+        #: pick-and-place KPIs, reduced from the events as they are emitted
+        self.pnp_kpis = PnpKpis()
+        self.event_listeners.append(self.pnp_kpis.on_event)
+        #: the ideal cycle time of one robot [s] (OEE performance); None: measured
+        self.ideal_cycle_time: float | None = None
         self._new_events: list[dict[str, Any]] = []
         self._event_count = 0
         self._recorder: Recorder | None = None
@@ -225,6 +233,7 @@ class Cell:
         self._markers: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         self._contacts_now: set[tuple[int, int, int, int]] = set()
         self._collisions = {"self": 0, "environment": 0}
+        self._grip_links: dict[int, tuple[int, ...]] = {}
         self._obs: Observation | None = None
         self._device_list: list[Device] = []
         self._sig_names: list[str] = []
@@ -239,18 +248,29 @@ class Cell:
         model: str | RobotModel,
         name: str | None = None,
         base: SE3 | None = None,
-        tool: Tool | None = None,
+        tool: Tool | Any | None = None,
         control_period: float = 0.002,
         q0: np.ndarray | None = None,
         position_gain: float = 0.3,
         velocity_gain: float = 1.0,
     ) -> SimRobot:
-        """Add a simulated robot from the library (``"ur5e"``) or a URDF path."""
+        """Add a simulated robot from the library (``"ur5e"``) or a URDF path.
+
+        ``tool`` is a :class:`Tool`, or a gripper (:class:`~robocell.pnp.VacuumGripper`,
+        :class:`~robocell.pnp.ParallelGripper`): the robot is built with the gripper's tool and
+        the gripper is added as the device ``<name>.gripper``."""
         self._check_not_started()
         m = load_model(model) if isinstance(model, str) else model
         name = name or f"r{len(self.robots) + 1}"
         if name in self.robots:
             raise ScenarioError(f"a robot named '{name}' exists already")
+        gripper = None
+        if tool is not None and not isinstance(tool, Tool):
+            if not hasattr(tool, "tool_spec"):
+                raise ScenarioError(
+                    f"tool must be a Tool or a gripper, got {type(tool).__name__}", field="tool"
+                )
+            gripper, tool = tool, tool.tool_spec()
         robot = SimRobot(
             self.world,
             m,
@@ -263,6 +283,9 @@ class Cell:
             velocity_gain=velocity_gain,
         )
         self.robots[name] = robot
+        if gripper is not None:
+            gripper.robot = name
+            self.add_device(gripper)
         return robot
 
     def add_object(
@@ -416,6 +439,12 @@ class Cell:
             self._buffers[n] = _TickBuffer(r, cap)
             columns += robot_columns(n, r.n)
         self._collision_every = max(1, round(COLLISION_CHECK_PERIOD / dt_tick))
+        self._grip_links = {
+            r.body: tuple(x for x in (r.tool_link, *r.finger_joints) if x is not None)
+            for r in self.robots.values()
+            if isinstance(r, SimRobot)
+        }
+        self._add_part_monitor()
         self._device_list = list(self.devices.values())
         for d in self._device_list:
             d.start(self)
@@ -440,6 +469,21 @@ class Cell:
         self._sample()
         return self._obs
 
+    def _add_part_monitor(self) -> None:
+        """A cell with part sources gets a :class:`~robocell.pnp.PartMonitor` (which decides
+        where released parts ended up) unless it has one."""
+        from robocell.pnp.parts import PartSource
+        from robocell.pnp.stations import PartMonitor
+
+        devs = list(self.devices.values())
+        if any(isinstance(d, PartSource) for d in devs) and not any(
+            isinstance(d, PartMonitor) for d in devs
+        ):
+            name = "parts" if "parts" not in self.devices else "part_monitor"
+            monitor = PartMonitor(name)
+            self.devices[name] = monitor
+            monitor.attach(self)
+
     def _observe(self, due: tuple[str, ...]) -> Observation:
         events: tuple[dict[str, Any], ...] = ()
         if self._new_events:
@@ -460,6 +504,8 @@ class Cell:
         if len(self._events) < 10_000:  # the full list streams to disk
             self._events.append(ev)
         self._new_events.append(ev)
+        for listener in self.event_listeners:
+            listener(ev)
         if self._recorder is not None:
             self._recorder.event(ev)
 
@@ -581,10 +627,14 @@ class Cell:
         """Count collisions as episodes: a pair of bodies/links that starts touching."""
         now: set[tuple[int, int, int, int]] = set()
         robot_bodies = {r.body: n for n, r in self.robots.items() if isinstance(r, SimRobot)}
+        parts = self.parts
         for body in robot_bodies:
+            grip_links = self._grip_links.get(body, ())
             for c in self.world.contacts(body_a=body):
                 if c.link_a == -1 and c.body_b == self.ground:
                     continue  # the robot's base stands on the floor
+                if c.link_a in grip_links and parts.by_body(c.body_b) is not None:
+                    continue  # a gripper touching a part is how it picks
                 # one key per touching pair, whichever body the query started from
                 key = (
                     (c.body_a, c.link_a, c.body_b, c.link_b)
@@ -622,8 +672,14 @@ class Cell:
     def _body_name(self, body: int) -> str:
         if body == self.ground:
             return "ground"
+        part = self.parts.by_body(body)
+        if part is not None:
+            return f"part{part.id}"
         for n, b in self.objects.items():
             if b == body:
+                return n
+        for n, d in self.devices.items():
+            if body in getattr(d, "bodies", ()):
                 return n
         for n, r in self.robots.items():
             if isinstance(r, SimRobot) and body == r.body:
@@ -687,6 +743,7 @@ class Cell:
             self._drain()
             if self._recorder is not None:
                 self._recorder.close()
+            self._close_devices()
         if report is not None:
             report(self.time, t_end, self.time / max(wall, 1e-9))
             if progress is True:
@@ -717,6 +774,10 @@ class Cell:
         dev = {n: k for n, d in self.devices.items() if (k := d.kpis())}
         if dev:
             out["devices"] = dev
+        if self.parts.counts["spawned"] or self.pnp_kpis.robots:
+            out["pick_and_place"] = self.pnp_kpis.summary(
+                out["duration_s"], out["energy_j"], robots, self.ideal_cycle_time
+            )
         cycles = self._markers.get("cycle", [])
         if cycles:
             # a cycle marker carries its own duration; otherwise the time since the previous one
@@ -739,10 +800,16 @@ class Cell:
             }
         return out
 
+    def _close_devices(self) -> None:
+        for d in self.devices.values():
+            d.close(self)
+
     def close(self) -> None:
+        """Finish the recording and the devices' files, and disconnect the physics."""
         if self._recorder is not None and not self._recorder.closed:
             self._drain()
             self._recorder.close()
+        self._close_devices()
         self.world.close()
 
     def __enter__(self) -> Cell:

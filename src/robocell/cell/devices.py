@@ -9,7 +9,8 @@ gripper, a sensor, a bin that counts what lands in it). The cell calls, in this 
   the physics (read command signals: start a belt, switch the vacuum on);
 * ``before_step(cell)`` before every physics step, only for devices with ``per_step = True``
   (keep a belt moving, hold a vacuum cup's force limit);
-* ``sense(cell)`` every control tick after the physics (update output signals, emit events).
+* ``sense(cell)`` every control tick after the physics (update output signals, emit events);
+* ``close(cell)`` at the end of the run (finish files such as a video).
 
 Parts are bodies that the cell tracks in :class:`PartRegistry` (``cell.parts``): every spawned,
 picked, placed, dropped or missed part is an event there, and the pick-and-place KPIs are reduced
@@ -47,6 +48,10 @@ class Device:
 
     def sense(self, cell: Cell) -> None:
         """Update output signals and emit events after the tick's physics."""
+
+    def close(self, cell: Cell) -> None:
+        """Finish files the device writes (called at the end of a run and by
+        :meth:`Cell.close`; may be called more than once)."""
 
     def info(self) -> dict[str, Any]:
         """Static facts a controller may use (geometry, poses as SE3 in the world, speeds,

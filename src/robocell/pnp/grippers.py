@@ -48,6 +48,10 @@ from robocell.robot.sim_robot import SimRobot
 if TYPE_CHECKING:
     from robocell.cell.cell import Cell
 
+#: share of the set vacuum level from which a held part can be lost (below it the vacuum is still
+#: building up after the cup sealed, and the cup carries what the level allows)
+BUILT_UP = 0.9
+
 Vec = tuple[float, float, float]
 Quat = tuple[float, float, float, float]  # x, y, z, w
 
@@ -222,7 +226,9 @@ class VacuumGripper(Device):
     and decays with ``release_time_s`` when switched off (a cup open to the air stays at 0).
     A part is gripped when the vacuum is switched on and a registered part's surface lies within
     ``attach_distance`` of the cup face; one switch-on grips at most one part (after a loss the
-    vacuum must be switched off and on again). A commanded release lets go when the falling
+    vacuum must be switched off and on again). Until the level has built up to
+    :data:`BUILT_UP` of its setting the cup carries at most what the level holds and does not
+    let go (the lip slides). A commanded release lets go when the falling
     holding force no longer carries the part, or when the level is below 2 % of its setting.
 
     Args:
@@ -559,7 +565,14 @@ class VacuumGripper(Device):
             if load > self._peak_all_n:
                 self._peak_all_n = load
         hold = self._level_pa * self.area
-        if load > hold + self._weight_tol or (
+        if self._on and not self._releasing and self._level_pa < BUILT_UP * self.vacuum_kpa * 1e3:
+            # the vacuum is still building up: the sealed lip passes on what the level holds
+            # now and slides for the rest (a cup does not let go of a part it is sealing)
+            if load > hold:
+                s = hold / load
+                f = (f[0] * s, f[1] * s, f[2] * s)
+                tq = (tq[0] * s, tq[1] * s, tq[2] * s)
+        elif load > hold + self._weight_tol or (
             self._releasing and self._level_pa < 0.02 * self.vacuum_kpa * 1e3
         ):
             reason = max(terms, key=lambda t: t[1])[0]

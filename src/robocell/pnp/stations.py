@@ -60,14 +60,27 @@ def _pose(pose: Any, fld: str) -> SE3:
 class Station(Device):
     """A static target for parts (base of :class:`Bin`, :class:`Pallet`, :class:`Fixture`).
 
-    Publishes ``station.<name>.count``: the number of parts placed in it.
+    Publishes ``station.<name>.count``: the number of parts placed in it (ever).
+
+    ``unload_after`` [s] models what takes the parts away (an operator emptying a bin, a pallet
+    exchange, the next machine taking a part out of a fixture): a bin or fixture removes each
+    part that long after it was placed; a pallet removes all its parts that long after it became
+    full (event ``unloaded``). None keeps every part (a long run then piles them up).
     """
 
     kind = "station"
 
-    def __init__(self, name: str, pose: SE3) -> None:
+    def __init__(self, name: str, pose: SE3, unload_after: float | None = None) -> None:
         self.name = name
         self.pose = _pose(pose, f"devices.{name}.pose")
+        if unload_after is not None and not (math.isfinite(unload_after) and unload_after >= 0):
+            raise ScenarioError(
+                f"unload_after must be >= 0 s, got {unload_after!r}",
+                field=f"devices.{name}.unload_after",
+            )
+        self.unload_after = None if unload_after is None else float(unload_after)
+        self.unloaded = 0
+        self._held: list[tuple[float, Part]] = []  # (placed at, part), oldest first
         self._inv = self.pose.inv()
         self.bodies: list[int] = []
         self.count = 0
@@ -105,7 +118,27 @@ class Station(Device):
         self.count += 1
         if self._cell is not None:
             self._cell.signals[self._sig] = self.count
+            if self.unload_after is not None:
+                self._held.append((self._cell.time, part))
         return {}
+
+    def sense(self, cell: Cell) -> None:
+        if self._held and cell.time >= self._held[0][0] + self.unload_after - 1e-9:
+            self._unload(cell, cell.time - self.unload_after)
+
+    def _unload(self, cell: Cell, placed_before: float) -> None:
+        """Take away the parts placed at or before ``placed_before`` [s]."""
+        gone = 0
+        while self._held and self._held[0][0] <= placed_before + 1e-9:
+            _, part = self._held.pop(0)
+            cell.parts.remove(part)
+            gone += 1
+        if gone:
+            self.unloaded += gone
+            cell.emit("unloaded", station=self.name, parts=gone)
+
+    def kpis(self) -> dict[str, Any]:
+        return {"unloaded": self.unloaded} if self.unload_after is not None else {}
 
     def info(self) -> dict[str, Any]:
         return {"type": self.kind, "pose": SE3(self.pose), "drop": SE3(self.pose)}
@@ -129,8 +162,9 @@ class Bin(Station):
         pose: SE3,
         size: Sequence[float] = (0.4, 0.3, 0.15),
         wall: float = 0.01,
+        unload_after: float | None = None,
     ) -> None:
-        super().__init__(name, pose)
+        super().__init__(name, pose, unload_after)
         f = f"devices.{name}"
         self.size = _vec(size, 3, "bin size", f"{f}.size")
         self.wall = _vec([wall], 1, "wall", f"{f}.wall")[0]
@@ -180,6 +214,10 @@ class Pallet(Station):
         cols: slots along x.
         pitch: slot spacing (dx, dy) [m].
         size: pallet length x, width y and thickness [m]; its top is at ``pose``.
+        unload_after: the full pallet is exchanged for an empty one this long after its last
+            slot was filled [s] (None: never).
+
+    Publishes ``station.<name>.next_slot``: the lowest free slot index, -1 while full.
     """
 
     kind = "pallet"
@@ -192,8 +230,9 @@ class Pallet(Station):
         cols: int,
         pitch: Sequence[float] = (0.1, 0.1),
         size: Sequence[float] = (0.4, 0.4, 0.02),
+        unload_after: float | None = None,
     ) -> None:
-        super().__init__(name, pose)
+        super().__init__(name, pose, unload_after)
         f = f"devices.{name}"
         for key, value in (("rows", rows), ("cols", cols)):
             if not (isinstance(value, int) and value >= 1):
@@ -215,6 +254,24 @@ class Pallet(Station):
         #: slot centres in the pallet frame, shape (rows * cols, 2) [m]
         self.slot_xy = np.array([(x, y) for y in cy for x in cx])
         self.occupied: dict[int, int] = {}  # slot -> part id
+        self._full_since: float | None = None
+
+    def next_slot(self) -> int:
+        """The lowest free slot, -1 when the pallet is full."""
+        return next((i for i in range(self.rows * self.cols) if i not in self.occupied), -1)
+
+    def start(self, cell: Cell) -> None:
+        super().start(cell)
+        cell.signals[f"station.{self.name}.next_slot"] = self.next_slot()
+
+    def sense(self, cell: Cell) -> None:
+        if self.unload_after is None or self._full_since is None:
+            return
+        if cell.time >= self._full_since + self.unload_after - 1e-9:
+            self._unload(cell, cell.time)
+            self.occupied.clear()
+            self._full_since = None
+            cell.signals[f"station.{self.name}.next_slot"] = self.next_slot()
 
     def build(self, cell: Cell) -> None:
         x, y, t = self.size
@@ -257,6 +314,11 @@ class Pallet(Station):
         else:
             self.occupied[slot] = part.id
         self.errors.append(err)
+        if self._cell is not None:
+            nxt = self.next_slot()
+            self._cell.signals[f"station.{self.name}.next_slot"] = nxt
+            if nxt < 0 and self._full_since is None:
+                self._full_since = self._cell.time
         return {"slot": slot, "error_m": round(err, 6), "slot_taken": taken}
 
     def info(self) -> dict[str, Any]:
@@ -281,9 +343,14 @@ class Fixture(Station):
     kind = "fixture"
 
     def __init__(
-        self, name: str, pose: SE3, size: Sequence[float], tolerance: float = 0.005
+        self,
+        name: str,
+        pose: SE3,
+        size: Sequence[float],
+        tolerance: float = 0.005,
+        unload_after: float | None = None,
     ) -> None:
-        super().__init__(name, pose)
+        super().__init__(name, pose, unload_after)
         f = f"devices.{name}"
         self.size = _vec(size, 3, "fixture size", f"{f}.size")
         self.tolerance = _vec([tolerance], 1, "tolerance", f"{f}.tolerance")[0]
@@ -321,6 +388,11 @@ class Fixture(Station):
             self.holder = part.id
         self.errors.append(err)
         return {"error_m": round(err, 6), "in_tolerance": ok, "slot_taken": taken}
+
+    def _unload(self, cell: Cell, placed_before: float) -> None:
+        super()._unload(cell, placed_before)
+        if not self._held:
+            self.holder = None
 
     def info(self) -> dict[str, Any]:
         out = super().info()

@@ -133,7 +133,7 @@ def plot_recording(run_dir: str | Path) -> list[Path]:
     if "t" not in data or len(data["t"]) < 2:
         return []
     t = data["t"]
-    robots = sorted({k.split(".")[0] for k in data if "." in k})
+    robots = sorted({k.split(".")[0] for k in data if k.endswith(".q") and k[:-2].count(".") == 0})
     written: list[Path] = []
     for r in robots:
         q, qc, dq, tau = (data[f"{r}.{f}"] for f in ("q", "q_cmd", "dq", "tau"))

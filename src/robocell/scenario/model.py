@@ -56,13 +56,53 @@ class WorldSpec(_Model):
     ground: bool = Field(True, description="add a ground plane at z = 0")
 
 
+class VacuumGripperSpec(_Model):
+    """A vacuum gripper: holding force = cups x vacuum x cup area."""
+
+    type: Literal["vacuum"]
+    cup_diameter: PositiveFloat = Field(0.03, le=0.5, description="suction cup diameter [m]")
+    cups: int = Field(1, ge=1, le=64)
+    vacuum_kpa: PositiveFloat = Field(60.0, le=101.0, description="gauge vacuum [kPa]")
+    cup_friction: PositiveFloat = Field(0.5, description="cup-part friction coefficient")
+    tcp_offset: PositiveFloat = Field(0.12, le=1.0, description="flange to cup face [m]")
+    mass: PositiveFloat = Field(0.4, description="gripper mass [kg]")
+
+
+class ParallelGripperSpec(_Model):
+    """A parallel two-finger gripper holding by friction."""
+
+    type: Literal["parallel"]
+    max_width: PositiveFloat = Field(0.085, le=0.5, description="finger stroke [m]")
+    grip_force: PositiveFloat = Field(40.0, description="grip force limit per finger [N]")
+    finger_friction: PositiveFloat = Field(1.0, description="finger-part friction coefficient")
+    close_speed: PositiveFloat = Field(0.1, description="finger speed [m/s]")
+    finger_length: PositiveFloat = Field(0.05, le=0.5, description="[m]")
+    tcp_offset: PositiveFloat = Field(0.15, le=1.0, description="flange to finger centre [m]")
+    mass: PositiveFloat = Field(0.9, description="gripper mass with fingers [kg]")
+
+
+GripperSpec = Annotated[VacuumGripperSpec | ParallelGripperSpec, Field(discriminator="type")]
+
+
 class ToolSpec(_Model):
-    """The tool on a robot's flange."""
+    """The tool on a robot's flange (a plain tool, or a gripper)."""
 
     name: str = "tool"
-    tcp: Pose = Field(default_factory=Pose, description="TCP in the flange frame")
-    mass: NonNegFloat = Field(0.0, description="tool mass [kg]")
+    tcp: Pose | None = Field(None, description="TCP in the flange frame (a gripper has its own)")
+    mass: NonNegFloat | None = Field(None, description="tool mass [kg]")
     radius: PositiveFloat = Field(0.03, description="radius of the tool body [m]")
+    gripper: GripperSpec | None = None
+
+    @model_validator(mode="after")
+    def _gripper_owns_tcp(self) -> ToolSpec:
+        if self.gripper is not None:
+            given = [k for k in ("tcp", "mass") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(
+                    f"a gripper sets the tool's {' and '.join(given)} itself "
+                    "(use gripper.tcp_offset and gripper.mass)"
+                )
+        return self
 
 
 class GainsSpec(_Model):
@@ -125,6 +165,221 @@ class ObjectSpec(_Model):
         return self
 
 
+def _check_dims(shape: str, obj: Any) -> None:
+    need = {
+        "box": ("size",),
+        "cylinder": ("radius", "height"),
+        "sphere": ("radius",),
+        "mesh": ("file",),
+    }[shape]
+    missing = [k for k in need if getattr(obj, k) is None]
+    if missing:
+        raise ValueError(f"a {shape} needs {' and '.join(missing)}")
+    extra = [
+        k
+        for k in ("size", "radius", "height", "file")
+        if k not in need and getattr(obj, k, None) is not None
+    ]
+    if extra:
+        raise ValueError(f"a {shape} takes no {' or '.join(extra)} (it needs {', '.join(need)})")
+    if getattr(obj, "size", None) is not None and min(obj.size) <= 0:
+        raise ValueError("size must be three positive lengths [m]")
+
+
+# -- pick and place ------------------------------------------------------------------------------
+class ConveyorSpec(_Model):
+    """A belt conveyor; ``pose`` is the centre of the belt's top surface, the belt runs along
+    its local +x."""
+
+    type: Literal["conveyor"]
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    pose: Pose
+    length: PositiveFloat = Field(le=50.0, description="[m]")
+    width: PositiveFloat = Field(le=5.0, description="[m]")
+    speed: NonNegFloat = Field(0.2, le=5.0, description="belt speed [m/s]")
+    accel: PositiveFloat = Field(2.0, description="belt start/stop ramp [m/s²]")
+    running: bool = True
+    end: Literal["fall", "remove"] = Field("fall", description="what happens at the belt's end")
+    outfeed: bool = Field(False, description="parts released onto it count as placed")
+    friction: NonNegFloat = 1.0
+
+
+class BinSpec(_Model):
+    """An open box; ``pose`` is the centre of its floor, ``size`` its inner x, y and wall
+    height [m]."""
+
+    type: Literal["bin"]
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    pose: Pose
+    size: Vec3
+    wall: PositiveFloat = Field(0.01, description="wall thickness [m]")
+    unload_after: NonNegFloat | None = Field(
+        None, description="each part is taken away this long after it was placed [s]"
+    )
+
+    @field_validator("size")
+    @classmethod
+    def _pos(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(v) <= 0:
+            raise ValueError("size must be three positive lengths [m]")
+        return v
+
+
+class PalletSpec(_Model):
+    """A pallet with a grid of slots; ``pose`` is the centre of its top surface."""
+
+    type: Literal["pallet"]
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    pose: Pose
+    rows: int = Field(ge=1, le=100)
+    cols: int = Field(ge=1, le=100)
+    pitch: tuple[PositiveFloat, PositiveFloat] = Field(description="slot pitch x, y [m]")
+    thickness: PositiveFloat = Field(0.02, description="[m]")
+    unload_after: NonNegFloat | None = Field(
+        None, description="the full pallet is exchanged this long after it filled up [s]"
+    )
+
+
+class FixtureSpec(_Model):
+    """A fixture: ``pose`` is the seated part's pose, ``size`` the fixture block [m]."""
+
+    type: Literal["fixture"]
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    pose: Pose
+    size: Vec3
+    tolerance: PositiveFloat = Field(0.005, description="accepted position error [m]")
+    unload_after: NonNegFloat | None = Field(
+        None, description="the seated part is taken out this long after it was placed [s]"
+    )
+
+
+StationSpec = Annotated[
+    ConveyorSpec | BinSpec | PalletSpec | FixtureSpec, Field(discriminator="type")
+]
+
+
+class PartTypeSpec(_Model):
+    """A part type: box (size), cylinder (radius, height) or mesh (file, scale)."""
+
+    name: str | None = None
+    shape: Literal["box", "cylinder", "mesh"]
+    size: Vec3 | None = None
+    radius: PositiveFloat | None = None
+    height: PositiveFloat | None = None
+    file: str | None = None
+    scale: PositiveFloat = 1.0
+    mass: PositiveFloat = Field(description="[kg]")
+    friction: NonNegFloat = 0.6
+    color: tuple[Unit, Unit, Unit, Unit] = Field((0.8, 0.4, 0.1, 1.0), description="RGBA 0-1")
+    share: PositiveFloat = Field(1.0, description="relative share in the mix")
+
+    @model_validator(mode="after")
+    def _dims(self) -> PartTypeSpec:
+        _check_dims(self.shape, self)
+        return self
+
+
+class ArrivalsSpec(_Model):
+    """When parts arrive: ``fixed`` (interval), ``poisson`` (rate_per_min) or ``list``
+    (times)."""
+
+    process: Literal["fixed", "poisson", "list"]
+    interval: PositiveFloat | None = Field(None, description="[s] (fixed)")
+    rate_per_min: PositiveFloat | None = Field(None, description="mean arrivals per minute")
+    times: list[NonNegFloat] | None = Field(None, description="arrival times [s] (list)")
+    start: NonNegFloat = Field(0.0, description="first arrival [s] (fixed)")
+
+    @model_validator(mode="after")
+    def _needs(self) -> ArrivalsSpec:
+        need = {"fixed": "interval", "poisson": "rate_per_min", "list": "times"}[self.process]
+        if getattr(self, need) is None:
+            raise ValueError(f"{self.process} arrivals need '{need}'")
+        for k in ("interval", "rate_per_min", "times"):
+            if k != need and getattr(self, k) is not None:
+                raise ValueError(f"{self.process} arrivals take no '{k}' (they need '{need}')")
+        return self
+
+
+class JitterSpec(_Model):
+    """Random spawn offsets (uniform within ±)."""
+
+    y: NonNegFloat = Field(0.0, description="lateral offset across the belt [m]")
+    yaw_deg: NonNegFloat = Field(0.0, le=180.0, description="[deg]")
+
+
+class PartSourceSpec(_Model):
+    """A source of parts on a conveyor."""
+
+    name: str | None = None
+    on: str = Field(description="the conveyor the parts arrive on")
+    at: NonNegFloat = Field(0.1, description="spawn position from the belt start [m]")
+    arrivals: ArrivalsSpec
+    types: list[PartTypeSpec] = Field(min_length=1)
+    jitter: JitterSpec = Field(default_factory=JitterSpec)
+    max_parts: int | None = Field(None, ge=1)
+
+
+class BeamSpec(_Model):
+    """A break-beam light barrier across a conveyor (``station``, ``at`` from its start) or
+    between two points (``start``, ``end``)."""
+
+    type: Literal["beam"]
+    name: str
+    station: str | None = None
+    at: NonNegFloat | None = Field(None, description="[m] from the belt start")
+    height: PositiveFloat = Field(0.01, description="beam height above the belt [m]")
+    start: Vec3 | None = None
+    end: Vec3 | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> BeamSpec:
+        across = self.station is not None or self.at is not None
+        points = self.start is not None or self.end is not None
+        if across == points:
+            raise ValueError("give either station and at, or start and end")
+        if across and (self.station is None or self.at is None):
+            raise ValueError("a beam across a conveyor needs both station and at")
+        if points and (self.start is None or self.end is None):
+            raise ValueError("a beam between two points needs both start and end")
+        return self
+
+
+class PresenceSpec(_Model):
+    """A presence sensor watching a box region."""
+
+    type: Literal["presence"]
+    name: str
+    pose: Pose
+    size: Vec3
+
+
+class CameraSpec(_Model):
+    """A camera that reports part poses and types (``looks_at`` a station, or a region)."""
+
+    type: Literal["camera"]
+    name: str
+    looks_at: str | None = Field(None, description="station whose area the camera sees")
+    region_pose: Pose | None = None
+    region_size: Vec3 | None = None
+    pose: Pose | None = Field(None, description="camera pose for images (default: above)")
+    period: PositiveFloat = Field(0.1, description="frame period [s]")
+    noise_xy: NonNegFloat = Field(0.0, description="position noise, standard deviation [m]")
+    noise_yaw_deg: NonNegFloat = Field(0.0, description="yaw noise, standard deviation [deg]")
+    miss_rate: Unit = Field(0.0, description="share of parts not reported in a frame")
+    latency: NonNegFloat = Field(0.0, description="capture to delivery [s]")
+
+    @model_validator(mode="after")
+    def _where(self) -> CameraSpec:
+        if (self.looks_at is None) == (self.region_pose is None):
+            raise ValueError("give either looks_at or region_pose and region_size")
+        if self.region_pose is not None and self.region_size is None:
+            raise ValueError("region_pose needs region_size")
+        return self
+
+
+SensorSpec = Annotated[BeamSpec | PresenceSpec | CameraSpec, Field(discriminator="type")]
+
+
 class ControllerSpec(_Model):
     """The control strategy: ``use`` names a class as ``path/to/file.py:Class`` (relative to the
     scenario file or its parent folders) or ``package.module:Class``; ``params`` are passed to its
@@ -154,6 +409,12 @@ class Scenario(_Model):
     world: WorldSpec = Field(default_factory=WorldSpec)
     robots: list[RobotSpec] = Field(min_length=1)
     objects: list[ObjectSpec] = Field(default_factory=list)
+    stations: list[StationSpec] = Field(default_factory=list)
+    parts: list[PartSourceSpec] = Field(default_factory=list)
+    sensors: list[SensorSpec] = Field(default_factory=list)
+    ideal_cycle_time: PositiveFloat | None = Field(
+        None, description="[s] per part, the OEE performance reference"
+    )
     controller: ControllerSpec | None = None
     outputs: OutputsSpec = Field(default_factory=OutputsSpec)
 
@@ -165,6 +426,14 @@ class Scenario(_Model):
         if dup:
             raise ValueError(f"robot names must be unique: {', '.join(sorted(dup))}")
         return v
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Scenario:
+        names = [s.name for s in self.stations] + [s.name for s in self.sensors]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"station and sensor names must be unique: {', '.join(sorted(dup))}")
+        return self
 
     @field_validator("duration")
     @classmethod
