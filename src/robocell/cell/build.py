@@ -7,6 +7,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -162,21 +163,39 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False, seed: int | No
             except ScenarioError as exc:
                 raise loaded.error((*fld, "control_period"), exc.message) from None
             tool: Any = None
-            if rs.tool is not None and rs.tool.gripper is not None:
-                tool = _gripper(rs.tool.gripper)
+            grip = rs.tool.gripper if rs.tool is not None else None
+            if grip is not None:
+                try:
+                    tool = _gripper(grip)
+                except ScenarioError as exc:
+                    raise _located_in(
+                        loaded, (*fld, "tool", "gripper"), exc, GRIPPER_KEYS
+                    ) from None
             elif rs.tool is not None:
                 tcp = rs.tool.tcp.se3() if rs.tool.tcp is not None else None
                 tool = Tool(rs.tool.name, tcp, rs.tool.mass or 0.0, rs.tool.radius)
-            cell.add_robot(
-                model,
-                name=rs.name,
-                base=rs.base.se3(),
-                tool=tool,
-                control_period=rs.control_period,
-                q0=q0,
-                position_gain=rs.gains.position,
-                velocity_gain=rs.gains.velocity,
-            )
+            try:
+                cell.add_robot(
+                    model,
+                    name=rs.name,
+                    base=rs.base.se3(),
+                    tool=tool,
+                    control_period=rs.control_period,
+                    q0=q0,
+                    position_gain=rs.gains.position,
+                    velocity_gain=rs.gains.velocity,
+                )
+            except ScenarioError as exc:
+                if exc.file is not None:
+                    raise
+                if not (exc.field or "").startswith("tool") or rs.tool is None:
+                    raise loaded.error(fld, exc.message) from None
+                # the tool (the gripper's) does not fit on the robot
+                if grip is None:
+                    raise _located_in(loaded, (*fld, "tool"), exc, {"tool.tcp": "tcp"}) from None
+                raise _located_in(
+                    loaded, (*fld, "tool", "gripper"), exc, {"tool.tcp": "tcp_offset"}
+                ) from None
         for i, ob in enumerate(scn.objects):
             dims: dict[str, Any] = {}
             if ob.shape == "box":
@@ -279,12 +298,10 @@ def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
 
     scn = loaded.scenario
 
-    def located(path: tuple[str | int, ...], exc: ScenarioError) -> ScenarioError:
-        sub = getattr(exc, "field", None) or ""
-        # a device's own field path ends in the spec's key (``devices.<name>.<key>``)
-        key = sub.rsplit(".", 1)[-1] if sub else ""
-        known = path and key and _has_key(loaded, (*path, key))
-        return loaded.error((*path, key) if known else path, exc.message)
+    def located(
+        path: tuple[str | int, ...], exc: ScenarioError, keys: dict[str, str] | None = None
+    ) -> ScenarioError:
+        return _located_in(loaded, path, exc, keys)
 
     for i, st in enumerate(scn.stations):
         fld: tuple[str | int, ...] = ("stations", i)
@@ -357,20 +374,37 @@ def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
             except ScenarioError as exc:
                 raise located((*fld, "types", j), exc) from None
         ar = ps.arrivals
-        if ar.process == "fixed":
-            arrivals: Any = FixedInterval(ar.interval, ar.start)
-        elif ar.process == "poisson":
-            arrivals = PoissonArrivals(ar.rate_per_min)
-        else:
-            arrivals = ListArrivals(ar.times)
+        try:
+            if ar.process == "fixed":
+                arrivals: Any = FixedInterval(ar.interval, ar.start)
+            elif ar.process == "poisson":
+                arrivals = PoissonArrivals(ar.rate_per_min)
+            else:
+                arrivals = ListArrivals(ar.times)
+        except ScenarioError as exc:
+            raise located((*fld, "arrivals"), exc, ARRIVALS_KEYS) from None
         if ps.at > belt.length:
             raise loaded.error(
                 (*fld, "at"), f"{ps.at} m is beyond the end of '{ps.on}' ({belt.length} m long)"
             )
+        if ps.jitter.y >= belt.width / 2:
+            raise loaded.error(
+                (*fld, "jitter", "y"),
+                f"{ps.jitter.y} m must be less than half the width of '{ps.on}' "
+                f"({belt.width / 2} m): parts would land off the belt",
+            )
+        name = ps.name or f"{ps.on}_source"
+        if name in cell.devices:
+            what = "the source's name" if ps.name else f"the source's default name '{name}'"
+            raise loaded.error(
+                (*fld, "name") if ps.name else fld,
+                f"{what} is taken by another station, source or gripper; give the source a "
+                "unique name",
+            )
         try:
             cell.add_device(
                 PartSource(
-                    ps.name or f"{ps.on}_source",
+                    name,
                     types,
                     arrivals,
                     conveyor=belt,
@@ -381,7 +415,9 @@ def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
                 )
             )
         except ScenarioError as exc:
-            raise located(fld, exc) from None
+            raise located(
+                fld, exc, {"jitter_lateral": "jitter.y", "jitter_yaw_deg": "jitter.yaw_deg"}
+            ) from None
 
     for i, ss in enumerate(scn.sensors):
         fld = ("sensors", i)
@@ -398,6 +434,10 @@ def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
                         )
                     dev = BreakBeam.across(ss.name, belt.info(), ss.at, ss.height)
                 else:
+                    if ss.start == ss.end:
+                        raise loaded.error(
+                            (*fld, "end"), f"the beam's start and end are the same point {ss.end}"
+                        )
                     dev = BreakBeam(ss.name, ss.start, ss.end)
             elif ss.type == "presence":
                 dev = PresenceSensor(ss.name, ss.pose.se3(), ss.size)
@@ -414,6 +454,10 @@ def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
                 else:
                     assert ss.region_pose is not None and ss.region_size is not None
                     region = (ss.region_pose.se3(), ss.region_size)
+                try:
+                    cell.world.steps_for(ss.period, "the camera period")
+                except ScenarioError as exc:
+                    raise loaded.error((*fld, "period"), exc.message) from None
                 dev = Camera(
                     ss.name,
                     pose=ss.pose.se3() if ss.pose is not None else None,
@@ -428,7 +472,7 @@ def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
         except ScenarioError as exc:
             if exc.file is not None:
                 raise
-            raise located(fld, exc) from None
+            raise located(fld, exc, SENSOR_KEYS) from None
 
 
 #: height of a camera's field of view above the surface it looks at [m]
@@ -454,6 +498,44 @@ def _region_of(info: dict[str, Any]) -> tuple[Any, tuple[float, float, float]] |
 
 def _has_key(loaded: LoadedScenario, path: tuple[str | int, ...]) -> bool:
     return tuple(path) in loaded.lines
+
+
+#: a device's field (the end of its ScenarioError.field) -> the scenario key it comes from
+GRIPPER_KEYS = {"grip_force_n": "grip_force"}
+ARRIVALS_KEYS = {"interval_s": "interval", "start_s": "start", "times_s": "times"}
+SENSOR_KEYS = {
+    "region.size": "region_size",
+    "region": "region_pose",
+    "conveyor.direction": "station",
+    "period_s": "period",
+    "noise_xy_m": "noise_xy",
+    "latency_s": "latency",
+}
+
+
+def _located_in(
+    loaded: LoadedScenario,
+    path: tuple[str | int, ...],
+    exc: ScenarioError,
+    keys: dict[str, str] | None = None,
+) -> ScenarioError:
+    """A device's ScenarioError located at the spec at ``path``: at the spec's key when the
+    device's field (``devices.<name>.<key>``, ``<name>.region.size``, ``gripper.mass``,
+    ``arrivals.times_s[2]``) ends in one that the file gives (after renaming by ``keys``), else
+    at the spec."""
+    sub = getattr(exc, "field", None) or ""
+    m = re.fullmatch(r"(.*?)(?:\[(\d+)\])?", sub)
+    base, index = (m.group(1), m.group(2)) if m else (sub, None)
+    key = base.rsplit(".", 1)[-1]
+    for dev_key, spec_key in (keys or {}).items():
+        if base == dev_key or base.endswith("." + dev_key):
+            key = spec_key
+            break
+    sub_path: tuple[str | int, ...] = tuple(key.split(".")) if key else ()
+    if sub_path and index is not None:
+        sub_path = (*sub_path, int(index))
+    known = bool(sub_path) and _has_key(loaded, (*path, *sub_path[:1]))
+    return loaded.error((*path, *sub_path) if known else path, exc.message)
 
 
 def _split(key: str) -> tuple[str | int, ...]:

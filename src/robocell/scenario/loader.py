@@ -50,6 +50,8 @@ class LoadedScenario:
     scenario: Scenario
     file: Path
     lines: Mapping[PathT, int] = field(default_factory=dict)
+    #: the file each top-level key came from, when it is not ``file`` (``extends``)
+    files: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -65,8 +67,9 @@ class LoadedScenario:
 
     def error(self, fld: str | PathT, message: str) -> ScenarioError:
         path = parse_field(fld) if isinstance(fld, str) else fld
+        file = self.files.get(str(path[0]), self.file) if path else self.file
         return ScenarioError(
-            message, file=str(self.file), line=self.line_of(path), field=field_name(path) or None
+            message, file=str(file), line=self.line_of(path), field=field_name(path) or None
         )
 
 
@@ -143,19 +146,38 @@ def _unwrap(tp: Any) -> list[Any]:
     return []
 
 
-def _model_at(path: PathT) -> type[BaseModel] | None:
-    """The model class that validates the mapping at ``path`` (None if not a model)."""
+def _pick_model(models: list[Any], node: Any) -> Any:
+    """Of a union's models, the one a mapping's ``type`` value selects (else the first)."""
+    if len(models) > 1 and isinstance(node, dict) and "type" in node:
+        for m in models:
+            f = m.model_fields.get("type")
+            if f is not None and node["type"] in (typing.get_args(f.annotation) or ()):
+                return m
+    return models[0] if models else None
+
+
+def _model_at(path: PathT, data: Any = None) -> type[BaseModel] | None:
+    """The model class that validates the mapping at ``path`` (None if not a model); with the
+    parsed ``data``, a type-discriminated entry (a bin among the stations) gets its own."""
     model: type[BaseModel] | None = Scenario
-    for p in path:
+    node = data
+    for i, p in enumerate(path):
         if model is None:
             return None
         if isinstance(p, int):
+            node = node[p] if isinstance(node, list) and p < len(node) else None
             continue
         f = model.model_fields.get(p)
         if f is None:
             return None
+        node = node.get(p) if isinstance(node, dict) else None
         models = _unwrap(f.annotation)
-        model = models[0] if models else None
+        # a list of models: the entry decides (the next path element is its index)
+        target = node
+        if isinstance(node, list) and i + 1 < len(path) and isinstance(path[i + 1], int):
+            k = path[i + 1]
+            target = node[k] if k < len(node) else None
+        model = _pick_model(models, target)
     return model
 
 
@@ -164,7 +186,7 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> PathT:
     path: list[str | int] = []
     cur = data
     for p in loc:
-        if isinstance(cur, dict) and isinstance(p, str) and (p in cur or _is_field(path, p)):
+        if isinstance(cur, dict) and isinstance(p, str) and (p in cur or _is_field(path, p, data)):
             path.append(p)
             cur = cur.get(p)
         elif isinstance(cur, list) and isinstance(p, int):
@@ -173,16 +195,16 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> PathT:
     return tuple(path)
 
 
-def _is_field(path: list[str | int], key: str) -> bool:
-    m = _model_at(tuple(path))
+def _is_field(path: list[str | int], key: str, data: Any = None) -> bool:
+    m = _model_at(tuple(path), data)
     return m is not None and key in m.model_fields
 
 
-def _message(err: Mapping[str, Any], path: PathT) -> str:
+def _message(err: Mapping[str, Any], path: PathT, data: Any = None) -> str:
     etype = err["type"]
     if etype == "extra_forbidden":
         key = str(path[-1])
-        parent = _model_at(path[:-1])
+        parent = _model_at(path[:-1], data)
         valid = sorted(parent.model_fields) if parent else []
         close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -200,9 +222,15 @@ def _message(err: Mapping[str, Any], path: PathT) -> str:
     return msg
 
 
-def validate_data(data: Any, file: Path, lines: Mapping[PathT, int]) -> LoadedScenario:
+def validate_data(
+    data: Any,
+    file: Path,
+    lines: Mapping[PathT, int],
+    files: Mapping[str, Path] | None = None,
+) -> LoadedScenario:
     """Validate parsed YAML data into a :class:`LoadedScenario`."""
-    shell = LoadedScenario(Scenario.model_construct(), file, lines)
+    files = dict(files or {})
+    shell = LoadedScenario(Scenario.model_construct(), file, lines, files)
     if not isinstance(data, dict):
         raise shell.error((), "a scenario must be a YAML mapping (key: value lines)")
     try:
@@ -215,24 +243,38 @@ def validate_data(data: Any, file: Path, lines: Mapping[PathT, int]) -> LoadedSc
             path = _clean_loc(tuple(e["loc"]), data)
             located.append((shell.line_of(path) or 0, path, e))
         located.sort(key=lambda x: x[0])
-        line, path, e = located[0]
+        _, path, e = located[0]
+        if e["type"] == "missing" and e["loc"]:
+            # a required key reported missing because it is misspelt: report the misspelling,
+            # whose message suggests the key
+            want = str(e["loc"][-1])
+            parent = path[:-1] if path and path[-1] == want else path
+            for _, p2, e2 in located:
+                if (
+                    e2["type"] == "extra_forbidden"
+                    and p2[:-1] == parent
+                    and difflib.get_close_matches(str(p2[-1]), [want], n=1, cutoff=0.6)
+                ):
+                    path, e = p2, e2
+                    break
         fld = path
         if e["type"] == "missing" and e["loc"] and not isinstance(e["loc"][-1], int):
             fld = (*path, e["loc"][-1]) if e["loc"][-1] not in path else path
         more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
         raise ScenarioError(
-            _message(e, path) + more,
-            file=str(file),
+            _message(e, path, data) + more,
+            file=str(files.get(str(path[0]), file) if path else file),
             line=shell.line_of(path),
             field=field_name(fld) or None,
         ) from None
-    return LoadedScenario(scn, file, lines)
+    return LoadedScenario(scn, file, lines, files)
 
 
-def load_scenario(path: str | Path) -> LoadedScenario:
-    """Read and validate a scenario file (structure and types; see ``cell.build`` for the
-    checks that need the robot models and the controller)."""
-    p = Path(path)
+#: how many files deep ``extends`` may chain
+MAX_EXTENDS = 8
+
+
+def _read(p: Path) -> tuple[Any, dict[PathT, int]]:
     if not p.is_file():
         raise ScenarioError("scenario file not found", file=str(p))
     try:
@@ -242,7 +284,57 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     data, lines = parse_yaml(text, str(p))
     if data is None:
         raise ScenarioError("the scenario file is empty", file=str(p), line=1)
-    return validate_data(data, p, lines)
+    return data, lines
+
+
+def _resolve_extends(
+    p: Path, data: Any, lines: dict[PathT, int], seen: tuple[Path, ...]
+) -> tuple[Any, dict[PathT, int], dict[str, Path]]:
+    """Merge the file a scenario ``extends``: its top-level keys, each replaced as a whole by
+    the extending file's own."""
+    if not isinstance(data, dict) or "extends" not in data:
+        return data, lines, {}
+    ref = data["extends"]
+    if not isinstance(ref, str) or not ref.strip():
+        raise ScenarioError(
+            "extends names a scenario file (relative to this one)",
+            file=str(p),
+            line=lines.get(("extends",)),
+            field="extends",
+        )
+    parent = (p.parent / ref).resolve()
+    where = {"file": str(p), "line": lines.get(("extends",)), "field": "extends"}
+    if parent in seen or parent == p.resolve():
+        raise ScenarioError(f"'{ref}' extends itself (a loop of extends)", **where)
+    if len(seen) >= MAX_EXTENDS:
+        raise ScenarioError(f"more than {MAX_EXTENDS} files chained by extends", **where)
+    if not parent.is_file():
+        raise ScenarioError(f"extends '{ref}': file not found", **where)
+    pdata, plines = _read(parent)
+    if not isinstance(pdata, dict):
+        raise ScenarioError("a scenario must be a YAML mapping", file=str(parent), line=1)
+    pdata, plines, pfiles = _resolve_extends(parent, pdata, plines, (*seen, p.resolve()))
+    merged = {k: v for k, v in pdata.items() if k != "extends"}
+    merged.update(data)
+    merged_lines: dict[PathT, int] = {}
+    files: dict[str, Path] = {}
+    for key in merged:
+        own = key in data
+        src_lines = lines if own else plines
+        merged_lines.update({k: v for k, v in src_lines.items() if k and k[0] == key})
+        if not own:
+            files[key] = pfiles.get(key, parent)
+    merged_lines[()] = lines.get((), 1)
+    return merged, merged_lines, files
+
+
+def load_scenario(path: str | Path) -> LoadedScenario:
+    """Read and validate a scenario file (structure and types; see ``cell.build`` for the
+    checks that need the robot models and the controller)."""
+    p = Path(path)
+    data, lines = _read(p)
+    data, lines, files = _resolve_extends(p, data, lines, ())
+    return validate_data(data, p, lines, files)
 
 
 def json_schema() -> dict[str, Any]:

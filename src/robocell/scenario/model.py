@@ -6,11 +6,21 @@ here, at the edge.
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from spatialmath import SE3
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -22,6 +32,25 @@ Unit = Annotated[float, Field(ge=0, le=1)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _known_type(kind: str, tags: tuple[str, ...]) -> Callable[[Any], Any]:
+    """A check run before a ``type``-discriminated union: a missing or unknown ``type`` gets a
+    message that lists the valid types (and the nearest one) instead of pydantic's."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        if "type" not in value:
+            raise ValueError(f"a {kind} needs a 'type': {', '.join(tags)}")
+        tag = value["type"]
+        if tag not in tags:
+            close = difflib.get_close_matches(str(tag), tags, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"unknown {kind} type '{tag}'{hint}; types: {', '.join(tags)}")
+        return value
+
+    return check
 
 
 class Pose(_Model):
@@ -81,28 +110,31 @@ class ParallelGripperSpec(_Model):
     mass: PositiveFloat = Field(0.9, description="gripper mass with fingers [kg]")
 
 
-GripperSpec = Annotated[VacuumGripperSpec | ParallelGripperSpec, Field(discriminator="type")]
+GripperSpec = Annotated[
+    VacuumGripperSpec | ParallelGripperSpec,
+    Field(discriminator="type"),
+    BeforeValidator(_known_type("gripper", ("vacuum", "parallel"))),
+]
 
 
 class ToolSpec(_Model):
     """The tool on a robot's flange (a plain tool, or a gripper)."""
 
+    # the gripper comes first so that tcp and mass, validated after it, can refuse it (and the
+    # error points at the tcp or mass line)
+    gripper: GripperSpec | None = None
     name: str = "tool"
     tcp: Pose | None = Field(None, description="TCP in the flange frame (a gripper has its own)")
     mass: NonNegFloat | None = Field(None, description="tool mass [kg]")
     radius: PositiveFloat = Field(0.03, description="radius of the tool body [m]")
-    gripper: GripperSpec | None = None
 
-    @model_validator(mode="after")
-    def _gripper_owns_tcp(self) -> ToolSpec:
-        if self.gripper is not None:
-            given = [k for k in ("tcp", "mass") if getattr(self, k) is not None]
-            if given:
-                raise ValueError(
-                    f"a gripper sets the tool's {' and '.join(given)} itself "
-                    "(use gripper.tcp_offset and gripper.mass)"
-                )
-        return self
+    @field_validator("tcp", "mass")
+    @classmethod
+    def _gripper_owns_tcp(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and info.data.get("gripper") is not None:
+            own = {"tcp": "gripper.tcp_offset", "mass": "gripper.mass"}[str(info.field_name)]
+            raise ValueError(f"a gripper sets the tool's {info.field_name} itself (use {own})")
+        return v
 
 
 class GainsSpec(_Model):
@@ -254,7 +286,9 @@ class FixtureSpec(_Model):
 
 
 StationSpec = Annotated[
-    ConveyorSpec | BinSpec | PalletSpec | FixtureSpec, Field(discriminator="type")
+    ConveyorSpec | BinSpec | PalletSpec | FixtureSpec,
+    Field(discriminator="type"),
+    BeforeValidator(_known_type("station", ("conveyor", "bin", "pallet", "fixture"))),
 ]
 
 
@@ -288,6 +322,17 @@ class ArrivalsSpec(_Model):
     rate_per_min: PositiveFloat | None = Field(None, description="mean arrivals per minute")
     times: list[NonNegFloat] | None = Field(None, description="arrival times [s] (list)")
     start: NonNegFloat = Field(0.0, description="first arrival [s] (fixed)")
+
+    @field_validator("times")
+    @classmethod
+    def _increasing(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            for i in range(1, len(v)):
+                if v[i] <= v[i - 1]:
+                    raise ValueError(
+                        f"times must increase strictly: times[{i}] = {v[i]} follows {v[i - 1]}"
+                    )
+        return v
 
     @model_validator(mode="after")
     def _needs(self) -> ArrivalsSpec:
@@ -377,7 +422,11 @@ class CameraSpec(_Model):
         return self
 
 
-SensorSpec = Annotated[BeamSpec | PresenceSpec | CameraSpec, Field(discriminator="type")]
+SensorSpec = Annotated[
+    BeamSpec | PresenceSpec | CameraSpec,
+    Field(discriminator="type"),
+    BeforeValidator(_known_type("sensor", ("beam", "presence", "camera"))),
+]
 
 
 class ControllerSpec(_Model):
@@ -402,6 +451,11 @@ class OutputsSpec(_Model):
 class Scenario(_Model):
     """A complete cell description."""
 
+    extends: str | None = Field(
+        None,
+        description="another scenario file (relative to this one) whose top-level keys this "
+        "file takes, each replaced as a whole by this file's own",
+    )
     name: str
     description: str = ""
     seed: int = Field(0, ge=0, le=2**32 - 1)
@@ -427,13 +481,24 @@ class Scenario(_Model):
             raise ValueError(f"robot names must be unique: {', '.join(sorted(dup))}")
         return v
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> Scenario:
-        names = [s.name for s in self.stations] + [s.name for s in self.sensors]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"station and sensor names must be unique: {', '.join(sorted(dup))}")
-        return self
+    @field_validator("stations", "sensors")
+    @classmethod
+    def _unique_names(cls, v: list[Any], info: ValidationInfo) -> list[Any]:
+        # sensors come after stations: their names are checked against the stations' too
+        # (reported at the list's key, naming the two entries)
+        seen: dict[str, str] = {}
+        if info.field_name == "sensors":
+            for i, st in enumerate(info.data.get("stations") or ()):
+                seen.setdefault(st.name, f"stations[{i}]")
+        for i, item in enumerate(v):
+            here = f"{info.field_name}[{i}]"
+            if item.name in seen:
+                raise ValueError(
+                    f"{here} is named '{item.name}' like {seen[item.name]}; station and sensor "
+                    "names must be unique"
+                )
+            seen[item.name] = here
+        return v
 
     @field_validator("duration")
     @classmethod
