@@ -44,7 +44,8 @@ COLLISION_CHECK_PERIOD = 0.01
 class _TickBuffer:
     """Per-robot rows of measurements, one per cell tick, preallocated. TCP poses are computed
     for a whole buffer at once from the measured joints (the same URDF kinematics that the
-    physics uses agree within 1e-6 m), which keeps the per-tick cost to two row copies."""
+    physics uses agree within 1e-6 m), which keeps the per-tick cost to a row copy and a list
+    append (the command rows become an array once per buffer)."""
 
     def __init__(self, robot: Robot, cap: int) -> None:
         n = robot.n
@@ -53,16 +54,17 @@ class _TickBuffer:
         self.state = np.zeros((cap, 3, n))  # q, dq, tau
         # applied position target, its velocity feed-forward, and the time it was commanded
         self.cmd = np.full((cap, 2 * n + 1), np.nan)
+        self._cmd_rows: list[list[float]] = []  # rows of ``cmd`` not yet copied into it
         self._nan = [float("nan")] * (2 * n + 1)
         self._zeros = [0.0] * n
 
     def put(self, k: int, cmd: tuple[Any, Any, float] | None) -> None:
         self.state[k] = self.robot.state_rows()
         if cmd is None:
-            self.cmd[k] = self._nan
+            self._cmd_rows.append(self._nan)
         else:
             ff = cmd[1] if cmd[1] is not None else self._zeros
-            self.cmd[k] = [*cmd[0], *ff, cmd[2]]
+            self._cmd_rows.append([*cmd[0], *ff, cmd[2]])
 
     def columns(self, k: int, t: np.ndarray) -> dict[str, np.ndarray]:
         """The first ``k`` rows (sampled at times ``t``) as recording columns, TCP in the world.
@@ -71,6 +73,10 @@ class _TickBuffer:
         along its velocity feed-forward for the time since it was commanded, as the drives
         interpolate it (see :meth:`SimRobot.pre_step`)."""
         r, n = self.robot, self.n
+        rows = self._cmd_rows
+        if rows:  # rows k - len(rows) .. k - 1 are still lists
+            self.cmd[k - len(rows) : k] = rows
+            rows.clear()
         q = self.state[:k, 0]
         T = r.base.A @ r.kinematics.flange_batch(q) @ r.tool.tcp.A
         c = self.cmd[:k]
@@ -236,8 +242,16 @@ class Cell:
         self._grip_links: dict[int, tuple[int, ...]] = {}
         self._obs: Observation | None = None
         self._device_list: list[Device] = []
+        # per-tick calls, bound when the run starts: the devices' apply and sense hooks (only
+        # those a device overrides), the robots' state reads and a read-only view of the signals
+        self._apply_calls: list[Callable[[Cell], None]] = []
+        self._sense_calls: list[Callable[[Cell], None]] = []
+        self._state_calls: list[tuple[str, Callable[[], Any]]] = []
+        self._sig_view: Any = MappingProxyType({})
+        self._sig_src: dict[str, Any] | None = None
         self._sig_names: list[str] = []
         self._sig_buf = np.zeros((0, 0))
+        self._sig_rows: list[list[Any]] = []  # rows of ``_sig_buf`` not yet copied into it
         self.done = False
         self._reset_for: Controller | None = None
         self._finished = False
@@ -448,6 +462,9 @@ class Cell:
         self._device_list = list(self.devices.values())
         for d in self._device_list:
             d.start(self)
+        self._apply_calls = [m for d in self._device_list if (m := _hook(d, "apply")) is not None]
+        self._sense_calls = [m for d in self._device_list if (m := _hook(d, "sense")) is not None]
+        self._state_calls = [(n, r.state) for n, r in self.robots.items()]
         # numeric and boolean signals known at the start are recorded as columns ``sig.<name>``
         self._sig_names = [
             k for k, v in self.signals.items() if isinstance(v, (bool, int, float, np.number))
@@ -489,11 +506,14 @@ class Cell:
         if self._new_events:
             events = tuple(self._new_events)
             self._new_events = []
+        if self._sig_src is not self.signals:  # (a live view: made again only for a new dict)
+            self._sig_src = self.signals
+            self._sig_view = MappingProxyType(self.signals)
         return Observation(
             self.world.time,
-            {n: r.state() for n, r in self.robots.items()},
+            {n: state() for n, state in self._state_calls},
             due,
-            MappingProxyType(self.signals),
+            self._sig_view,
             events,
         )
 
@@ -570,13 +590,13 @@ class Cell:
         if commands.done and not self.done:
             self.done = True
             self.emit("controller_done")
-        for d in self._device_list:
-            d.apply(self)
+        for apply in self._apply_calls:
+            apply(self)
 
         self.world.step(self._tick_steps, self._drives)
         self._ticks += 1
-        for d in self._device_list:
-            d.sense(self)
+        for sense in self._sense_calls:
+            sense(self)
         step_now = self.world.steps
         if self._single_rate:
             due = self._all_robots
@@ -597,8 +617,9 @@ class Cell:
         for n, b in self._buffers.items():
             b.put(k, self._applied_q[n])
         if self._sig_names:
-            sig = self.signals
-            self._sig_buf[k] = [sig.get(n, math.nan) for n in self._sig_names]
+            get = self.signals.get
+            nan = math.nan
+            self._sig_rows.append([get(n, nan) for n in self._sig_names])
         self._row = k + 1
         if self._row == len(self._buf_t):
             self._drain()
@@ -617,6 +638,10 @@ class Cell:
             if rec is not None:
                 for c, arr in cols.items():
                     data[f"{n}.{c}"] = arr[::every]
+        rows = self._sig_rows
+        if rows:  # rows k - len(rows) .. k - 1 are still lists
+            self._sig_buf[k - len(rows) : k] = rows
+            rows.clear()
         if rec is not None:
             for i, name in enumerate(self._sig_names):
                 data[f"sig.{name}"] = self._sig_buf[:k:every, i : i + 1]
@@ -817,6 +842,14 @@ class Cell:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _hook(device: Device, name: str) -> Callable[[Cell], None] | None:
+    """``device``'s bound ``apply`` or ``sense``, or None when it is the base class's no-op (it
+    is then not called every tick)."""
+    if name not in vars(device) and getattr(type(device), name) is getattr(Device, name):
+        return None
+    return getattr(device, name)
 
 
 def _progress_printer(

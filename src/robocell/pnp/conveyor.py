@@ -45,6 +45,8 @@ FALL_DISTANCE = 1.0
 
 END_MODES = ("fall", "remove")
 
+_reset_joint = pb.resetJointState  # (every control tick)
+
 
 def stable_id(name: str) -> int:
     """A stable 32-bit integer from a device name (for seeding its random generator)."""
@@ -140,6 +142,7 @@ class Conveyor(Device):
         self._rest_since: dict[int, float] = {}
         self._carried: list[Part] = []  # placed parts riding an outfeed belt to its end
         self._sig = {k: f"conveyor.{name}.{k}" for k in ("running", "speed", "actual_speed")}
+        self._k_running, self._k_speed, self._k_actual = self._sig.values()
         self._counts = {"missed": 0, "placed": 0, "landed": 0, "removed": 0}
         self._travel = 0.0
 
@@ -250,8 +253,8 @@ class Conveyor(Device):
 
     def apply(self, cell: Cell) -> None:
         sig = cell.signals
-        self.running = bool(sig.get(self._sig["running"], self.running))
-        requested = sig.get(self._sig["speed"], self.speed)
+        self.running = bool(sig.get(self._k_running, self.running))
+        requested = sig.get(self._k_speed, self.speed)
         if requested != self.speed:
             self.speed = self._checked_speed(cell, requested)
         target = self.speed if self.running else 0.0
@@ -287,7 +290,7 @@ class Conveyor(Device):
         """Put the belt back at zero travel, moving at the belt speed, for this tick."""
         v = self.actual_speed
         cid = self._cid
-        pb.resetJointState(self.body, 0, 0.0, v, physicsClientId=cid)
+        _reset_joint(self.body, 0, 0.0, v, cid)  # (positional: cheaper every tick)
         if v != self._motor_speed:
             pb.setJointMotorControl2(
                 self.body,
@@ -300,7 +303,7 @@ class Conveyor(Device):
             self._motor_speed = v
 
     def sense(self, cell: Cell) -> None:
-        cell.signals[self._sig["actual_speed"]] = self.actual_speed
+        cell.signals[self._k_actual] = self.actual_speed
         self._ticks += 1
         if self._ticks % self._check_every == 0:
             self._check_parts(cell)

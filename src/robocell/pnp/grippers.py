@@ -167,6 +167,20 @@ def _lost(
     )
 
 
+# pybullet calls of the per-physics-step cup spring, bound once
+_link_state = pb.getLinkState
+_mul_tf = pb.multiplyTransforms
+_base_pose = pb.getBasePositionAndOrientation
+_base_vel = pb.getBaseVelocity
+_matrix = pb.getMatrixFromQuaternion
+_force = pb.applyExternalForce
+_torque = pb.applyExternalTorque
+_WORLD = pb.WORLD_FRAME
+_NO_TURN = (0, 0, 0, 1)
+#: the vacuum gripper's signals after its name: the command, then the outputs
+_VACUUM_SIGNALS = ("vacuum", "holding", "attached", "vacuum_kpa", "grip_force_n")
+
+
 # -- small vector maths on tuples (per physics step, cheaper than numpy for 3-vectors) ----------
 def _cross(a: Vec, b: Vec) -> Vec:
     return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
@@ -290,6 +304,7 @@ class VacuumGripper(Device):
         self._level_pa = 0.0
         self._target_pa = 0.0
         self._keep = 1.0  # share of (level - target) left after one physics step
+        self._keep_tau = math.nan  # the time constant ``_keep`` was computed for
         self._on = False
         self._armed = False
         self._part: Part | None = None
@@ -308,7 +323,9 @@ class VacuumGripper(Device):
     @robot.setter
     def robot(self, value: str) -> None:
         self._robot = str(value)
-        self.name = f"{self._robot}.gripper" if self._robot else "gripper"
+        n = self.name = f"{self._robot}.gripper" if self._robot else "gripper"
+        # the signal keys, made once (vacuum, holding, attached, vacuum_kpa, grip_force_n)
+        self._keys = tuple(f"{n}.{k}" for k in _VACUUM_SIGNALS)
 
     def tool_spec(self) -> Tool:
         """The tool the robot must be built with: TCP at the cup face, the gripper's mass, a
@@ -365,6 +382,8 @@ class VacuumGripper(Device):
             )
         self._cell, self._sim = cell, robot
         robot.gripper = self
+        # what the per-step spring needs, looked up once
+        self._cid, self._rbody, self._tool = cell.world.client, robot.body, robot.tool_link
         tcp = robot.tool.tcp
         self._tcp_p: Vec = tuple(float(v) for v in tcp.t)  # type: ignore[assignment]
         q = pb.getQuaternionFromEuler(tcp.rpy(order="zyx").tolist())
@@ -374,12 +393,11 @@ class VacuumGripper(Device):
         self._g = math.sqrt(g[0] ** 2 + g[1] ** 2 + g[2] ** 2)
 
     def start(self, cell: Cell) -> None:
-        n = self.name
-        cell.signals.setdefault(f"{n}.vacuum", False)
+        cell.signals.setdefault(self._keys[0], False)
         self._publish(cell)
 
     def apply(self, cell: Cell) -> None:
-        on = bool(cell.signals.get(f"{self.name}.vacuum", False))
+        on = bool(cell.signals.get(self._keys[0], False))
         if on and not self._on:
             self._armed = True
         self._on = on
@@ -424,12 +442,13 @@ class VacuumGripper(Device):
 
     # -- internals -----------------------------------------------------------------------------
     def _publish(self, cell: Cell) -> None:
-        n, sig = self.name, cell.signals
+        sig = cell.signals
+        _, k_holding, k_attached, k_kpa, k_force = self._keys
         held = self._part.id if self._part is not None else 0
-        sig[f"{n}.holding"] = held
-        sig[f"{n}.attached"] = held != 0
-        sig[f"{n}.vacuum_kpa"] = self._level_pa / 1e3
-        sig[f"{n}.grip_force_n"] = self._level_pa * self.area
+        sig[k_holding] = held
+        sig[k_attached] = held != 0
+        sig[k_kpa] = self._level_pa / 1e3
+        sig[k_force] = self._level_pa * self.area
 
     def _set_target(self) -> None:
         """The vacuum heads to its setting while on and sealed, to 0 otherwise."""
@@ -439,7 +458,9 @@ class VacuumGripper(Device):
         else:
             tgt, tau = 0.0, self.release_time_s
         self._target_pa = tgt
-        self._keep = math.exp(-self._dt / tau)
+        if tau != self._keep_tau:  # (called every tick; the decay changes only with tau)
+            self._keep_tau = tau
+            self._keep = math.exp(-self._dt / tau)
 
     def _cup_pose(self) -> tuple[Vec, Quat, Vec, Vec, Vec]:
         """Cup centre [m] and orientation in the world, the tool link's COM [m], linear [m/s]
@@ -525,40 +546,63 @@ class VacuumGripper(Device):
         reaction, to the tool link; let go when the load exceeds the holding force."""
         r, part = self._sim, self._part
         assert r is not None and part is not None
-        cid = r.world.client
-        if part.body < 0:
+        body = part.body
+        if body < 0:
             self._part = None
             return
-        cup_p, cup_q, com, v_t, w_t = self._cup_pose()
-        bp, bq = pb.getBasePositionAndOrientation(part.body, physicsClientId=cid)
-        v_p, w_p = pb.getBaseVelocity(part.body, physicsClientId=cid)
-        anc, _ = pb.multiplyTransforms(bp, bq, self._anchor, (0, 0, 0, 1))
-        ra = (anc[0] - bp[0], anc[1] - bp[1], anc[2] - bp[2])
-        rc = (cup_p[0] - com[0], cup_p[1] - com[1], cup_p[2] - com[2])
-        va = _cross(w_p, ra)
-        vc = _cross(w_t, rc)
+        # (runs every physics step while holding: plain floats and locals, no helper tuples,
+        # positional pybullet arguments (keywords cost more than some of the calls); the
+        # arithmetic is exactly that of the vector helpers above, in the same order)
+        cid = self._cid
+        # tool link state with its velocity and a fresh forward kinematics (without it the
+        # pose would be the one before the last physics step)
+        ls = _link_state(self._rbody, self._tool, 1, 1, cid)
+        cup_p, cup_q = _mul_tf(ls[4], ls[5], self._tcp_p, self._tcp_q)
+        com, v_t, w_t = ls[0], ls[6], ls[7]
+        bp, bq = _base_pose(body, cid)
+        v_p, w_p = _base_vel(body, cid)
+        anc, _ = _mul_tf(bp, bq, self._anchor, _NO_TURN)
+        ax, ay, az = anc
+        cx, cy, cz = cup_p
+        rax, ray, raz = ax - bp[0], ay - bp[1], az - bp[2]  # part origin -> anchor
+        rcx, rcy, rcz = cx - com[0], cy - com[1], cz - com[2]  # tool COM -> cup centre
+        wpx, wpy, wpz = w_p
+        wtx, wty, wtz = w_t
         k, c = self._k, self._c
-        f = tuple(
-            -k * (anc[i] - cup_p[i]) - c * ((v_p[i] + va[i]) - (v_t[i] + vc[i])) for i in range(3)
+        # spring on the anchor-cup offset, damper on the velocity of the anchor (on the part,
+        # v + w x r) relative to the cup centre (on the tool)
+        f = (
+            -k * (ax - cx)
+            - c * ((v_p[0] + (wpy * raz - wpz * ray)) - (v_t[0] + (wty * rcz - wtz * rcy))),
+            -k * (ay - cy)
+            - c * ((v_p[1] + (wpz * rax - wpx * raz)) - (v_t[1] + (wtz * rcx - wtx * rcz))),
+            -k * (az - cz)
+            - c * ((v_p[2] + (wpx * ray - wpy * rax)) - (v_t[2] + (wtx * rcy - wty * rcx))),
         )
-        phi = _rotvec(_qmul(tuple(bq), _qconj(_qmul(cup_q, self._q_rel))))  # type: ignore[arg-type]
+        phi = _rotvec(_qmul(bq, _qconj(_qmul(cup_q, self._q_rel))))  # type: ignore[arg-type]
         kr, cr = self._kr, self._cr
-        tq = tuple(-kr * phi[i] - cr * (w_p[i] - w_t[i]) for i in range(3))
-        # the load in the cup's frame (force and moment on the part, about the cup centre)
-        m = pb.getMatrixFromQuaternion(cup_q)
-        z = (m[2], m[5], m[8])
-        fz = f[0] * z[0] + f[1] * z[1] + f[2] * z[2]
-        shear = math.sqrt(max(f[0] ** 2 + f[1] ** 2 + f[2] ** 2 - fz * fz, 0.0))
-        tz = tq[0] * z[0] + tq[1] * z[1] + tq[2] * z[2]
-        bend = math.sqrt(max(tq[0] ** 2 + tq[1] ** 2 + tq[2] ** 2 - tz * tz, 0.0))
-        mu, d = self.cup_friction, self.pad_diameter
-        terms = (
-            ("pull", -fz if fz < 0 else 0.0),
-            ("shear", shear / mu),
-            ("peel", 8 * bend / d),
-            ("twist", 3 * abs(tz) / (mu * d)),
+        tq = (
+            -kr * phi[0] - cr * (wpx - wtx),
+            -kr * phi[1] - cr * (wpy - wty),
+            -kr * phi[2] - cr * (wpz - wtz),
         )
-        load = terms[0][1] + terms[1][1] + terms[2][1] + terms[3][1]
+        # the load in the cup's frame (force and moment on the part, about the cup centre)
+        m = _matrix(cup_q)
+        z0, z1, z2 = m[2], m[5], m[8]
+        f0, f1, f2 = f
+        fz = f0 * z0 + f1 * z1 + f2 * z2
+        x = f0**2 + f1**2 + f2**2 - fz * fz
+        shear = math.sqrt(0.0 if 0.0 > x else x)  # (= max(x, 0.0), NaN included)
+        t0, t1, t2 = tq
+        tz = t0 * z0 + t1 * z1 + t2 * z2
+        x = t0**2 + t1**2 + t2**2 - tz * tz
+        bend = math.sqrt(0.0 if 0.0 > x else x)
+        mu, d = self.cup_friction, self.pad_diameter
+        pull = -fz if fz < 0 else 0.0
+        slide = shear / mu
+        peel = 8 * bend / d
+        twist = 3 * abs(tz) / (mu * d)
+        load = pull + slide + peel + twist
         self._load_n = load
         if load > self._peak_n:
             self._peak_n = load
@@ -567,25 +611,28 @@ class VacuumGripper(Device):
         hold = self._level_pa * self.area
         if self._on and not self._releasing and self._level_pa < BUILT_UP * self.vacuum_kpa * 1e3:
             # the vacuum is still building up: the sealed lip passes on what the level holds
-            # now and slides for the rest (a cup does not let go of a part it is sealing)
+            # now and slides for the rest (a cup does not let go of a part it is sealing): the
+            # force is capped and the anchor slides with it, so no stretch is stored
             if load > hold:
                 s = hold / load
                 f = (f[0] * s, f[1] * s, f[2] * s)
                 tq = (tq[0] * s, tq[1] * s, tq[2] * s)
+                slid = tuple(cup_p[i] + (anc[i] - cup_p[i]) * s for i in range(3))
+                inv_p, inv_q = pb.invertTransform(bp, bq)
+                self._anchor, _ = pb.multiplyTransforms(inv_p, inv_q, slid, (0, 0, 0, 1))
         elif load > hold + self._weight_tol or (
             self._releasing and self._level_pa < 0.02 * self.vacuum_kpa * 1e3
         ):
+            terms = (("pull", pull), ("shear", slide), ("peel", peel), ("twist", twist))
             reason = max(terms, key=lambda t: t[1])[0]
             self._let_go(load, hold, reason)
             return
-        pb.applyExternalForce(part.body, -1, f, anc, pb.WORLD_FRAME, physicsClientId=cid)
-        pb.applyExternalTorque(part.body, -1, tq, pb.WORLD_FRAME, physicsClientId=cid)
+        _force(body, -1, f, anc, _WORLD, cid)
+        _torque(body, -1, tq, _WORLD, cid)
         neg_f = (-f[0], -f[1], -f[2])
-        pb.applyExternalForce(
-            r.body, r.tool_link, neg_f, cup_p, pb.WORLD_FRAME, physicsClientId=cid
-        )
+        _force(self._rbody, self._tool, neg_f, cup_p, _WORLD, cid)
         neg_t = (-tq[0], -tq[1], -tq[2])
-        pb.applyExternalTorque(r.body, r.tool_link, neg_t, pb.WORLD_FRAME, physicsClientId=cid)
+        _torque(self._rbody, self._tool, neg_t, _WORLD, cid)
 
     def _let_go(self, load: float, hold: float, reason: str) -> None:
         r, part, cell = self._sim, self._part, self._cell

@@ -345,6 +345,10 @@ class _Arrival:
     lateral: float  # m
     yaw: float  # rad
     blocked: bool = False
+    #: world pose of the part's body, and the box that must be clear of parts (computed at the
+    #: first look: a blocked arrival is looked at again every tick)
+    pose: SE3 | None = None
+    box: tuple[list[float], list[float]] | None = None
 
 
 class PartSource(Device):
@@ -495,8 +499,11 @@ class PartSource(Device):
             self._next = self._draw_next(self._next)
         if self._queue:
             head = self._queue[0]
-            pose = self._pose_of(head)
-            if self._clear(cell, head.type, pose):
+            pose, box = head.pose, head.box
+            if pose is None or box is None:
+                pose = head.pose = self._pose_of(head)
+                box = head.box = self._spot_box(head.type, pose)
+            if self._box_clear(cell, box):
                 self._queue.popleft()
                 self._spawn(cell, head, pose)
             else:
@@ -518,6 +525,20 @@ class PartSource(Device):
 
     def _clear(self, cell: Cell, ptype: PartType, pose: SE3) -> bool:
         """Whether no part overlaps the space the new part will take (with a small gap)."""
+        return self._box_clear(cell, self._spot_box(ptype, pose))
+
+    @staticmethod
+    def _box_clear(cell: Cell, box: tuple[list[float], list[float]]) -> bool:
+        """Whether no registered part's bounding box overlaps ``box`` (world min, max [m])."""
+        hits = pb.getOverlappingObjects(box[0], box[1], physicsClientId=cell.world.client)
+        if not hits:
+            return True
+        by_body = cell.parts.by_body
+        return not any(by_body(body) is not None for body, _link in hits)
+
+    def _spot_box(self, ptype: PartType, pose: SE3) -> tuple[list[float], list[float]]:
+        """World box (min, max corner [m]) around the space a part at ``pose`` takes, with a
+        small gap, clear of the surface below."""
         r = ptype.footprint_radius + SPAWN_GAP
         lo, hi = ptype.bounds
         c = pose.t
@@ -528,13 +549,7 @@ class PartSource(Device):
         amin = np.minimum(bottom, top) - ext
         amax = np.maximum(bottom, top) + ext
         amin[2] = max(amin[2], min(bottom[2], top[2]) + 1e-3)  # not the surface below
-        hits = pb.getOverlappingObjects(
-            amin.tolist(), amax.tolist(), physicsClientId=cell.world.client
-        )
-        if not hits:
-            return True
-        parts = cell.parts
-        return not any(parts.by_body(body) is not None for body, _link in hits)
+        return amin.tolist(), amax.tolist()
 
     def _spawn(self, cell: Cell, a: _Arrival, pose: SE3) -> None:
         body = a.type.create(cell.world, pose, self._shapes)

@@ -33,6 +33,8 @@ from robocell.record.video import render_rgb
 if TYPE_CHECKING:
     from robocell.cell.cell import Cell
 
+_ray_test = pb.rayTest  # (every tick)
+
 #: part states a camera reports (parts in a gripper or already placed are not looked for)
 CAMERA_PART_STATES = ("on_conveyor", "free")
 
@@ -298,12 +300,15 @@ class BreakBeam(Device):
         if not self._sampler.due(cell):
             return
         self._samples += 1
-        body = pb.rayTest(self._from, self._to, physicsClientId=self._client)[0][0]
+        body = _ray_test(self._from, self._to, physicsClientId=self._client)[0][0]
+        broken = body >= 0
+        if broken == edges.state:
+            return  # no edge (what update() would find)
         part = 0
-        if body >= 0 and not edges.state:
+        if broken:
             p = cell.parts.by_body(body)
             part = p.id if p is not None else 0
-        edges.update(cell, body >= 0, part)
+        edges.update(cell, broken, part)
 
     def info(self) -> dict[str, Any]:
         return {

@@ -20,7 +20,9 @@ Definitions (all times are cell time [s]; ``T`` is the run duration given to ``s
 * **parts_picked**: ``picked`` events (successful grasps; a part grasped twice counts twice).
   **pick_attempts** = ``parts_picked`` + ``pick_failed`` events.
   **grasp_success_rate** = ``parts_picked / pick_attempts``;
-  **pick_success_rate** = ``parts_placed / parts_picked`` (grasped parts that reached a station).
+  **pick_success_rate** = ``parts_placed / (parts_picked - parts_in_gripper)``: grasped parts
+  that reached a station, of those whose fate is known (a part still on its way at the end of
+  the run is not counted; a part lost from the gripper is a failure even if it is picked again).
 * **throughput_per_h** = ``parts_placed / T * 3600``.
 * **OEE** = availability × performance × quality, over robot time ``R = T × n_robots``
   (``n_robots`` ≥ 1) and the robots' total blocked time ``B``:
@@ -183,6 +185,7 @@ class PnpKpis:
                 self._robot(str(ev["robot"]))
         elif kind == "grip_lost":
             self.counts["grip_lost"] += 1
+            self._holder.pop(int(ev["part"]), None)  # no longer on its way to a station
             if ev.get("robot") is not None:
                 self._robot(str(ev["robot"]))
         elif kind == "collision":
@@ -265,7 +268,8 @@ class PnpKpis:
             "pick_attempts": attempts,
             "pick_failures": c["pick_failed"],
             "grasp_success_rate": _ratio(picked, attempts),
-            "pick_success_rate": _ratio(placed, picked),
+            "pick_success_rate": _ratio(placed, picked - len(self._holder)),
+            "parts_in_gripper": len(self._holder),
             "grip_lost": c["grip_lost"],
             "drops_by_reason": dict(sorted(self.drops_by_reason.items())),
             "collisions": self.collisions["self"] + self.collisions["environment"],

@@ -29,6 +29,11 @@ class FingerState(NamedTuple):
     force: float
 
 
+# pybullet calls made every control tick or physics step, bound once
+_joint_states = pb.getJointStates
+_motors = pb.setJointMotorControlArray
+_POSITION_CONTROL = pb.POSITION_CONTROL
+
 #: pybullet link names of the tool and its fingers
 TOOL_LINK = "robocell_tool"
 FINGER_LINKS = ("robocell_finger_left", "robocell_finger_right")
@@ -327,16 +332,17 @@ class SimRobot(Robot):
 
     # -- state & commands ----------------------------------------------------------------------
     def state(self) -> RobotState:
-        step = self.world._steps
+        world = self.world
+        step = world._steps
         if step != self._state_step:
-            js = pb.getJointStates(self.body, self.joint_ids, physicsClientId=self.world.client)
+            js = _joint_states(self.body, self.joint_ids, world.client)
             q, dq, _, tau = zip(*js)
             # one (3, n) array whose rows are q, dq, tau (cheaper than three small arrays)
             a = np.array((q, dq, tau))
             if self._torque_mode:
                 a[2] = self._tau_cmd
             self._rows = a
-            self._state = RobotState(step * self.world.physics_step, a[0], a[1], a[2])
+            self._state = RobotState(step * world.physics_step, a[0], a[1], a[2])
             self._state_step = step
         return self._state
 
@@ -388,16 +394,19 @@ class SimRobot(Robot):
             )
 
     def _send_position(self, q: list[float], dq: list[float]) -> None:
-        pb.setJointMotorControlArray(
+        # positional arguments, in pybullet's order (bodyUniqueId, jointIndices, controlMode,
+        # targetPositions, targetVelocities, forces, positionGains, velocityGains,
+        # physicsClientId): parsing the keywords cost more than the call itself
+        _motors(
             self.body,
             self.joint_ids,
-            pb.POSITION_CONTROL,
-            targetPositions=q,
-            targetVelocities=dq,
-            forces=self._effort,
-            positionGains=self._gains[0],
-            velocityGains=self._gains[1],
-            physicsClientId=self.world.client,
+            _POSITION_CONTROL,
+            q,
+            dq,
+            self._effort,
+            self._gains[0],
+            self._gains[1],
+            self.world.client,
         )
 
     def pre_step(self) -> None:
@@ -409,15 +418,16 @@ class SimRobot(Robot):
         interp = self._interp
         if interp is None:
             return
-        i = self.world._steps - self._cmd_step
+        world = self.world
+        i = world._steps - self._cmd_step
         if i <= 0:
             return
-        dt = i * self.world.physics_step
+        dt = i * world.physics_step
         q, dq = interp
-        target = []
-        for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l):
-            x = a + w * dt
-            target.append(lo if x < lo else (hi if x > hi else x))
+        target = [
+            lo if (x := a + w * dt) < lo else (hi if x > hi else x)
+            for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l)
+        ]
         self._send_position(target, dq)
 
     # -- poses from the physics ----------------------------------------------------------------
