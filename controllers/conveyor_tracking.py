@@ -202,6 +202,11 @@ class ConveyorTracking:
             self.done_parts.add(tr["part"])  # too late for this one
         return None
 
+    def carry_speed_for(self, part_type: str, targets: list[np.ndarray]) -> float:
+        """The speed share for carrying a part of this type through ``targets`` (world TCP
+        points): here always ``carry_speed``; a subclass may choose per part."""
+        return self.carry_speed
+
     def _go(self, state: str, t: float) -> None:
         self.state, self.t_state = state, t
 
@@ -268,9 +273,10 @@ class ConveyorTracking:
                     self.place = place
                     over = place.copy()
                     over[2] = max(place[2], carry_z)
-                    arm.move_to(arm.tool_down(over), t, speed=self.carry_speed, what="over place")
+                    k = self.carry_speed_for(self.ptype, [over, place])
+                    arm.move_to(arm.tool_down(over), t, speed=k, what="over place")
                     if over[2] > place[2] + 1e-3:
-                        arm.move_to(arm.tool_down(place), t, speed=self.carry_speed, what="place")
+                        arm.move_to(arm.tool_down(place), t, speed=k, what="place")
                     self._go("CARRY", t)
                 else:
                     m.append(Marker("pick_failed", {"robot": arm.name, "part": self.target}))

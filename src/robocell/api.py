@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from robocell.cell.build import cell_from_scenario
 from robocell.cell.cell import RunResult
+from robocell.cell.devices import Device
 from robocell.scenario.loader import LoadedScenario, load_scenario
 
 
@@ -23,6 +25,7 @@ def run(
     gui: bool = False,
     progress: bool = False,
     write: bool = True,
+    devices: Sequence[Device] = (),
 ) -> RunResult:
     """Run a scenario file headless and return its KPIs — the same numbers ``robocell run`` prints.
 
@@ -34,11 +37,15 @@ def run(
         gui: show pybullet's GUI.
         progress: print a progress bar on stderr.
         write: write kpis.json, the recording and plots (False: compute KPIs only).
+        devices: extra devices added to the cell before it runs (e.g. a
+            :class:`~robocell.record.video.VideoRecorder`).
     """
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
     scn = loaded.scenario
     cell = cell_from_scenario(loaded, gui=gui, seed=seed)
     try:
+        for d in devices:
+            cell.add_device(d)
         out = None
         if write and scn.outputs.record:
             out = Path(out_dir) if out_dir is not None else default_out_dir(loaded)
