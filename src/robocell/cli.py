@@ -60,6 +60,62 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("scenario")
     sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     sub.add_parser("robots", help="list the robot library")
+
+    sv = sub.add_parser(
+        "serve", help="serve a scenario's cell over the ZeroMQ bridge (lockstep or real time)"
+    )
+    sv.add_argument("scenario")
+    sv.add_argument("--bind", default="tcp://127.0.0.1:5555", help="request endpoint")
+    sv.add_argument("--mode", choices=["lockstep", "realtime"], default="lockstep")
+    sv.add_argument(
+        "--profile", help="interface profile: ur_rtde, ur_rtde_cb3, franka_fci, kuka_rsi"
+    )
+    sv.add_argument("--pub", help="state publisher endpoint (default: real time on a free port)")
+    sv.add_argument("--keys", metavar="SECRET", help="the server's CurveZMQ .key_secret file")
+    sv.add_argument("--allow", metavar="DIR", help="allowed client public keys (dir or .key file)")
+    sv.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ"
+    )
+    sv.add_argument("--watchdog", type=float, help="real time: stale-command timeout [s]")
+    sv.add_argument("--duration", type=float, help="cell time to serve [s] (default: no limit)")
+    sv.add_argument("--idle-timeout", type=float, help="stop after this long without requests [s]")
+    sv.add_argument("--seed", type=int, help="override the scenario seed")
+    sv.add_argument("--out", help="run directory (default: runs/<scenario name>-bridge)")
+    sv.add_argument("--ready-file", help=argparse.SUPPRESS)  # tests: written once bound
+
+    d = sub.add_parser(
+        "drive", help="run a scenario's controller against a lockstep server (another process)"
+    )
+    d.add_argument("scenario")
+    d.add_argument("--connect", default="tcp://127.0.0.1:5555", help="the server's endpoint")
+    d.add_argument("--duration", type=float, help="cell time [s] (default: the scenario's)")
+    d.add_argument("--seed", type=int, help="override the scenario seed")
+    d.add_argument("--key", metavar="SECRET", help="this client's CurveZMQ .key_secret file")
+    d.add_argument("--server-key", metavar="PUBLIC", help="the server's public .key file")
+    d.add_argument("--timeout", type=float, default=10.0, help="reply timeout [s]")
+    d.add_argument("--json", action="store_true", help="print the KPIs as JSON")
+
+    sr = sub.add_parser(
+        "serve-robot",
+        help="serve one simulated robot of a scenario as a stand-in for real hardware",
+    )
+    sr.add_argument("scenario")
+    sr.add_argument("--robot", help="the robot's name in the scenario (default: the first)")
+    sr.add_argument("--bind", default="tcp://127.0.0.1:6000", help="request endpoint")
+    sr.add_argument("--mode", choices=["lockstep", "realtime"], default="lockstep")
+    sr.add_argument("--profile", help="interface profile (see robocell serve)")
+    sr.add_argument("--keys", metavar="SECRET", help="the server's CurveZMQ .key_secret file")
+    sr.add_argument("--allow", metavar="DIR", help="allowed client public keys (dir or .key file)")
+    sr.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback bind without keys"
+    )
+    sr.add_argument("--watchdog", type=float, help="real time: stale-command timeout [s]")
+    sr.add_argument("--idle-timeout", type=float, help="stop after this long without requests [s]")
+    sr.add_argument("--ready-file", help=argparse.SUPPRESS)
+
+    from robocell.bridge.security import add_keys_parser
+
+    add_keys_parser(sub)
     return p
 
 
@@ -219,6 +275,171 @@ def _cmd_robots(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from robocell.api import default_out_dir
+    from robocell.bridge.server import SimServer
+    from robocell.cell.build import cell_from_scenario
+    from robocell.scenario.loader import load_scenario
+
+    loaded = load_scenario(a.scenario)
+    security = _security(a)
+    out = (
+        Path(a.out)
+        if a.out
+        else default_out_dir(loaded).with_name(default_out_dir(loaded).name + "-bridge")
+    )
+    cell = cell_from_scenario(loaded, seed=a.seed)
+    scn = loaded.scenario
+    server = SimServer(
+        cell,
+        bind=a.bind,
+        mode=a.mode,
+        profile=a.profile,
+        pub=a.pub,
+        security=security,
+        insecure=a.insecure,
+        watchdog_s=a.watchdog,
+        out_dir=out if scn.outputs.record else None,
+        record_period=scn.outputs.record_period,
+        duration=a.duration,
+        idle_timeout=a.idle_timeout,
+        metadata={"scenario": scn.name, "scenario_file": loaded.file.name},
+        plots=scn.outputs.plots,
+    )
+    try:
+        server.open()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: server.stop())
+        pub = f", states on {server.pub_endpoint}" if server.pub_endpoint else ""
+        prof = f", profile {server.profile.name}" if server.profile else ""
+        print(
+            f"serving '{scn.name}' on {server.endpoint} ({a.mode}{prof}{pub}); Ctrl-C ends",
+            file=sys.stderr,
+            flush=True,
+        )
+        if a.ready_file:
+            Path(a.ready_file).write_text(server.endpoint + "\n" + (server.pub_endpoint or ""))
+        rep = server.serve()
+    finally:
+        server.close()
+    res = server.result
+    print(f"{scn.name}  (seed {cell.seed}, bridge {a.mode})")
+    if res is not None:
+        print(res.table())
+    print(_bridge_summary(rep))
+    if res is not None and res.out_dir is not None:
+        print(f"\nwritten to {res.out_dir}/: kpis.json, bridge.json, recording.arrows, ...")
+    return 0
+
+
+def _security(a: argparse.Namespace) -> object:
+    from robocell.errors import BridgeError
+
+    if not (a.keys or a.allow):
+        return None
+    if not (a.keys and a.allow):
+        raise BridgeError("CurveZMQ needs both --keys and --allow", exit_code=2)
+    from robocell.bridge.security import ServerSecurity
+
+    return ServerSecurity(a.keys, a.allow)
+
+
+def _cmd_serve_robot(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from robocell.bridge.remote import standin_robot_server
+    from robocell.errors import ScenarioError
+    from robocell.robot.library import load_model
+    from robocell.scenario.loader import load_scenario
+
+    loaded = load_scenario(a.scenario)
+    scn = loaded.scenario
+    names = [r.name for r in scn.robots]
+    name = a.robot or names[0]
+    if name not in names:
+        raise ScenarioError(f"--robot: no robot '{name}' in the scenario ({', '.join(names)})")
+    i = names.index(name)
+    rs = scn.robots[i]
+    from robocell.cell.build import _robot_tool
+
+    model = load_model(rs.model, str(loaded.base_dir))
+    server = standin_robot_server(
+        model,
+        name=name,
+        base=rs.base.se3(),
+        tool=_robot_tool(loaded, i),
+        control_period=rs.control_period,
+        q0=None if rs.q0_deg is None else __import__("numpy").radians(rs.q0_deg),
+        physics_step=scn.world.physics_step,
+        bind=a.bind,
+        mode=a.mode,
+        profile=a.profile,
+        security=_security(a),
+        insecure=a.insecure,
+        watchdog_s=a.watchdog,
+        idle_timeout=a.idle_timeout,
+    )
+    try:
+        server.open()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: server.stop())
+        print(
+            f"robot '{name}' ({model.name}, simulated stand-in) on {server.endpoint} ({a.mode})",
+            file=sys.stderr,
+            flush=True,
+        )
+        if a.ready_file:
+            Path(a.ready_file).write_text(server.endpoint + "\n")
+        rep = server.serve()
+    finally:
+        server.close()
+    print(_bridge_summary(rep))
+    return 0
+
+
+def _bridge_summary(rep: dict) -> str:
+    lines = [f"bridge: {rep['ticks']} ticks, {rep['messages']} messages, errors {rep['errors']}"]
+    tm = rep.get("timing")
+    if tm:
+        lines.append(
+            f"  pacing: {tm['deadline_misses']} deadline misses ({tm['deadline_miss_share']:.3%}),"
+            f" jitter p99 {tm['jitter_p99_s'] * 1e6:.0f} us, max {tm['jitter_max_s'] * 1e6:.0f} us"
+        )
+    for n, r in rep["robots"].items():
+        pr = r.get("profile")
+        extra = ""
+        if pr:
+            extra = "  " + ", ".join(f"{k} {v}" for k, v in pr.items() if k.endswith("margin"))
+        lines.append(f"  {n}: periods {r['periods']}, fault {r['fault']}{extra}")
+    return "\n".join(lines)
+
+
+def _cmd_drive(a: argparse.Namespace) -> int:
+    from robocell.bridge.client import Client, context_from_scenario, drive
+
+    with Client(
+        a.connect,
+        name="robocell-drive",
+        timeout=a.timeout,
+        secret_key=a.key,
+        server_key=a.server_key,
+    ) as client:
+        hello = client.hello()
+        spec = context_from_scenario(a.scenario, a.seed, hello)
+        duration = a.duration if a.duration is not None else spec.duration
+        out = drive(client, spec.controller, spec.ctx, duration, spec.end_when_done)
+    if a.json:
+        print(json.dumps(out["kpis"], indent=2, sort_keys=True))
+        return 0
+    from robocell.cell.cell import RunResult
+
+    print(RunResult(kpis=out["kpis"], events=[]).table())
+    print(_bridge_summary(out["bridge"]))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE") and argv is None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `robocell schema | head` ends quietly
@@ -239,6 +460,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.cmd == "robots":
             return _cmd_robots(args)
+        if args.cmd == "serve":
+            return _cmd_serve(args)
+        if args.cmd == "drive":
+            return _cmd_drive(args)
+        if args.cmd == "serve-robot":
+            return _cmd_serve_robot(args)
+        if args.cmd == "keys":
+            return int(args.func(args))
     except RobocellError as exc:
         if args.debug:
             raise

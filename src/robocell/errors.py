@@ -59,3 +59,17 @@ class LimitError(RobocellError):
     """A requested motion or command violates a robot limit that cannot be clamped."""
 
     exit_code = 2
+
+
+class BridgeError(RobocellError):
+    """A bridge problem: a refused bind, a server that does not answer, an error reply.
+
+    ``code`` is the protocol's error name (``E_...``, see docs/bridge-protocol.md) when the error
+    came as a reply from the other side, else None.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, exit_code: int = 1) -> None:
+        self.message = message
+        self.code = code
+        self.exit_code = exit_code
+        super().__init__(f"{code}: {message}" if code else message)

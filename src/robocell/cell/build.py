@@ -16,7 +16,7 @@ import numpy as np
 
 from robocell.cell.cell import Cell
 from robocell.control.controller import Controller
-from robocell.errors import KinematicsError, RobocellError, ScenarioError
+from robocell.errors import BridgeError, KinematicsError, RobocellError, ScenarioError
 from robocell.robot.interface import Tool
 from robocell.robot.library import load_model
 from robocell.scenario.loader import LoadedScenario
@@ -118,6 +118,39 @@ def make_controller(cls: type, params: dict[str, Any], loaded: LoadedScenario | 
     return ctrl
 
 
+def _robot_tool(loaded: LoadedScenario, i: int) -> Tool | None:
+    """The tool robot ``i`` of a scenario is built with (a gripper's tool for a gripper)."""
+    rs = loaded.scenario.robots[i]
+    if rs.tool is None:
+        return None
+    if rs.tool.gripper is not None:
+        try:
+            return _gripper(rs.tool.gripper).tool_spec()
+        except ScenarioError as exc:
+            raise _located_in(loaded, ("robots", i, "tool", "gripper"), exc, GRIPPER_KEYS) from None
+    tcp = rs.tool.tcp.se3() if rs.tool.tcp is not None else None
+    return Tool(rs.tool.name, tcp, rs.tool.mass or 0.0, rs.tool.radius)
+
+
+def _backend(spec: Any, base_dir: Path) -> dict[str, Any] | None:
+    """The remote backend of a robot as :meth:`Cell.add_robot` takes it (key paths made
+    relative to the scenario's folder)."""
+    if spec is None:
+        return None
+
+    def path(p: str | None) -> Path | None:
+        return None if p is None else (Path(p) if Path(p).is_absolute() else base_dir / p)
+
+    return {
+        "endpoint": spec.remote,
+        "mode": spec.mode,
+        "remote_name": spec.robot,
+        "timeout": spec.timeout,
+        "secret_key": path(spec.key),
+        "server_key": path(spec.server_key),
+    }
+
+
 def cell_from_scenario(loaded: LoadedScenario, gui: bool = False, seed: int | None = None) -> Cell:
     """Build the cell a scenario describes, with its controller reset (paths planned).
 
@@ -184,7 +217,15 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False, seed: int | No
                     q0=q0,
                     position_gain=rs.gains.position,
                     velocity_gain=rs.gains.velocity,
+                    backend=_backend(rs.backend, loaded.base_dir),
                 )
+            except BridgeError as exc:
+                if exc.exit_code == 2:
+                    raise loaded.error((*fld, "backend"), exc.message) from None
+                line = loaded.line_of((*fld, "backend"))
+                raise BridgeError(
+                    f"{loaded.file}:{line}: robots[{i}].backend: {exc.message}"
+                ) from None
             except ScenarioError as exc:
                 if exc.file is not None:
                     raise

@@ -11,7 +11,7 @@ import functools
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -267,12 +267,17 @@ class Cell:
         q0: np.ndarray | None = None,
         position_gain: float = 0.3,
         velocity_gain: float = 1.0,
+        backend: Mapping[str, Any] | None = None,
     ) -> SimRobot:
         """Add a simulated robot from the library (``"ur5e"``) or a URDF path.
 
         ``tool`` is a :class:`Tool`, or a gripper (:class:`~robocell.pnp.VacuumGripper`,
         :class:`~robocell.pnp.ParallelGripper`): the robot is built with the gripper's tool and
-        the gripper is added as the device ``<name>.gripper``."""
+        the gripper is added as the device ``<name>.gripper``.
+
+        ``backend`` makes it a :class:`~robocell.bridge.remote.RemoteRobot`: a dict with
+        ``endpoint`` and optionally ``mode``, ``remote_name``, ``timeout``, ``secret_key``,
+        ``server_key`` (the robot then moves as the remote robot measures)."""
         self._check_not_started()
         m = load_model(model) if isinstance(model, str) else model
         name = name or f"r{len(self.robots) + 1}"
@@ -285,9 +290,16 @@ class Cell:
                     f"tool must be a Tool or a gripper, got {type(tool).__name__}", field="tool"
                 )
             gripper, tool = tool, tool.tool_spec()
-        robot = SimRobot(
+        kind: Any = SimRobot
+        extra: dict[str, Any] = {}
+        if backend is not None:
+            from robocell.bridge.remote import RemoteRobot
+
+            kind, extra = RemoteRobot, dict(backend)
+        robot = kind(
             self.world,
             m,
+            **extra,
             name=name,
             base=base,
             tool=tool,
@@ -752,11 +764,18 @@ class Cell:
         report = _progress_printer(progress)
         wall0 = time.perf_counter()
         last_report = wall0
+        # a robot that moves on its own (a remote robot in real time) sets the pace
+        paced = any(getattr(r, "realtime", False) for r in self.robots.values())
+        t_start = self.time
         try:
             for i in range(n_ticks):
                 self.step()
                 if self.done and self.end_when_done:
                     break
+                if paced:
+                    ahead = (self.time - t_start) - (time.perf_counter() - wall0)
+                    if ahead > 0:
+                        time.sleep(ahead)
                 if report is not None and (i & 255) == 0:
                     now = time.perf_counter()
                     if now - last_report > 0.5:
@@ -830,11 +849,16 @@ class Cell:
             d.close(self)
 
     def close(self) -> None:
-        """Finish the recording and the devices' files, and disconnect the physics."""
+        """Finish the recording and the devices' files, let remote robots go, and disconnect
+        the physics."""
         if self._recorder is not None and not self._recorder.closed:
             self._drain()
             self._recorder.close()
         self._close_devices()
+        for r in self.robots.values():
+            close = getattr(r, "close", None)
+            if close is not None:
+                close()
         self.world.close()
 
     def __enter__(self) -> Cell:

@@ -144,6 +144,26 @@ class GainsSpec(_Model):
     velocity: PositiveFloat = Field(1.0, le=2.0)
 
 
+class BackendSpec(_Model):
+    """Where a robot's commands go: a remote robot over the bridge (a RobotServer or SimServer)."""
+
+    remote: str = Field(
+        pattern=r"^(tcp|ipc|inproc)://.+",
+        description="endpoint of the robot's server, e.g. tcp://robot-pc:6000",
+    )
+    mode: Literal["lockstep", "realtime"] = Field("lockstep", description="the server's mode")
+    robot: str | None = Field(None, description="the robot's name on the server (default: ours)")
+    timeout: PositiveFloat = Field(5.0, description="reply timeout [s]")
+    key: str | None = Field(None, description="this cell's CurveZMQ .key_secret file")
+    server_key: str | None = Field(None, description="the server's public .key file")
+
+    @model_validator(mode="after")
+    def _keys(self) -> BackendSpec:
+        if (self.key is None) != (self.server_key is None):
+            raise ValueError("CurveZMQ needs both key and server_key")
+        return self
+
+
 class RobotSpec(_Model):
     """A robot in the cell."""
 
@@ -154,6 +174,9 @@ class RobotSpec(_Model):
     tool: ToolSpec | None = None
     q0_deg: list[Finite] | None = Field(None, description="initial joints [deg] (default: home)")
     gains: GainsSpec = Field(default_factory=GainsSpec)
+    backend: BackendSpec | None = Field(
+        None, description="a remote robot over the bridge (default: simulated)"
+    )
 
 
 class ObjectSpec(_Model):
