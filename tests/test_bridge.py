@@ -106,6 +106,19 @@ def test_lockstep_session_matches_in_process_step_by_step():
     ref.close()
 
 
+def test_a_held_position_command_comes_to_rest_where_it_led():
+    """Ticks without a new command hold the setpoint the last command reached (its velocity
+    feed-forward is not replayed every tick)."""
+    with ServerThread(SimServer(_cycle_cell(), bind=LOCAL, idle_timeout=20)) as srv:
+        with Client(srv.endpoint) as c:
+            q0 = observation(c.hello()["observation"]).robots["r1"].q
+            v = np.zeros(6)
+            v[0] = 0.5
+            obs = c.step(Commands({"r1": JointCommand.position(q0, v)}), ticks=200)
+            assert obs.robots["r1"].q[0] == pytest.approx(q0[0] + 0.5 * 0.002, abs=1e-4)
+            assert abs(obs.robots["r1"].dq[0]) < 1e-3
+
+
 def test_lockstep_from_another_process_gives_the_in_process_kpis(tmp_path):
     """A pick-and-place controller in this process drives a server in another process: the
     KPIs equal those of `robocell run` on the same scenario and seed."""
@@ -170,7 +183,9 @@ def test_drive_command_line(tmp_path):
 
 
 def test_errors_are_replied_and_the_session_goes_on():
-    with ServerThread(SimServer(_cycle_cell(), bind=LOCAL, idle_timeout=20)) as srv:
+    cell = _cycle_cell()
+    cell.signals["lamp"] = False  # a PLC output the client may switch
+    with ServerThread(SimServer(cell, bind=LOCAL, idle_timeout=20)) as srv:
         ctx = zmq.Context()
         s = ctx.socket(zmq.REQ)
         s.setsockopt(zmq.RCVTIMEO, 5000)
@@ -216,6 +231,10 @@ def test_errors_are_replied_and_the_session_goes_on():
                 "E_BAD_VALUE",
             ),
             (pack({"v": 1, "type": "step", "signals": {"nope": 1}}), "E_UNKNOWN_SIGNAL"),
+            (pack({"v": 1, "type": "step", "signals": {"lamp": "banana"}}), "E_BAD_TYPE"),
+            (pack({"v": 1, "type": "step", "signals": {"r1.fault": True}}), "E_MODE"),
+            (pack({"v": 1, "type": 5}), "E_BAD_TYPE"),
+            (pack({"type": "hello"}), "E_VERSION"),
             (pack({"v": 1, "type": "command"}), "E_MODE"),
             (b"\x00" * (2 << 20), "E_TOO_LARGE"),
             (pack({"v": 1, "type": "hello", "versions": [7, 8]}), "E_VERSION"),
@@ -225,8 +244,11 @@ def test_errors_are_replied_and_the_session_goes_on():
             assert rep["ok"] is False and rep["code"] == code, (payload[:60], rep)
             assert rep["message"]
         # nothing advanced; a well-formed request still works
-        rep = ask(pack({"v": 1, "type": "step", "id": 7}))
+        rep = ask(pack({"v": 1, "type": "step", "id": 7, "signals": {"lamp": True}}))
         assert rep["ok"] and rep["id"] == 7 and rep["t"] == pytest.approx(0.002)
+        assert rep["signals"]["lamp"] is True
+        rep = ask(pack({"v": 1, "type": "kpis"}))
+        assert rep["ok"] and rep["kpis"]["duration_s"] == pytest.approx(0.002)
         s.close()
         ctx.term()
         assert srv.errors["E_DECODE"] == 1 and sum(srv.errors.values()) == len(cases)

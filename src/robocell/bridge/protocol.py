@@ -125,7 +125,11 @@ def check_version(msg: Mapping[str, Any]) -> None:
 
 def negotiate(msg: Mapping[str, Any]) -> int:
     """The version a ``hello`` settles on: the highest one both sides speak."""
-    offered = msg.get("versions", [msg.get("v")])
+    if msg.get("versions") is None and msg.get("v") is None:
+        raise ProtocolError(
+            "E_VERSION", f"hello needs 'versions' (this server speaks {list(VERSIONS)})", "versions"
+        )
+    offered = msg["versions"] if msg.get("versions") is not None else [msg.get("v")]
     if not isinstance(offered, list) or not all(type(x) is int for x in offered):
         raise ProtocolError("E_BAD_TYPE", "'versions' must be a list of integers", "versions")
     common = [x for x in VERSIONS if x in offered]

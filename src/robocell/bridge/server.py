@@ -95,6 +95,7 @@ class _RobotLink:
     stale: int = 0  # consecutive periods without a fresh command
     outcome: str | None = None  # this period's: ok / late / missed (None: not commanded)
     pending: JointCommand | None = None  # real time: the newest command, applied at the next tick
+    hold: JointCommand | None = None  # what holds on ticks without a new command
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -185,6 +186,7 @@ class SimServer:
         self._pubsock: zmq.Socket[Any] | None = None
         self._rec: SessionRecorder | None = None
         self._pending_signals: dict[str, Any] = {}
+        self._read_only: set[str] = set()
         self._pending_markers: list[Marker] = []
         self._pending_done = False
         self._obs: Observation | None = None
@@ -227,6 +229,7 @@ class SimServer:
         cell = self.cell
         for name in cell.robots:
             cell.signals.setdefault(f"{name}.fault", False)
+        self._read_only = {f"{name}.fault" for name in cell.robots}
         modes = tuple(self.profile.command_modes) if self.profile else tuple(COMMAND_MODES)
         from robocell.bridge.profiles import TimingMonitor
 
@@ -405,8 +408,10 @@ class SimServer:
                 reply = self._h_hello(client, msg, wall)
             else:
                 check_version(msg)
+                if kind is None:
+                    raise ProtocolError("E_MISSING_FIELD", "'type' is required", "type")
                 if type(kind) is not str:
-                    raise ProtocolError("E_MISSING_FIELD", "'type' (a string) is required", "type")
+                    raise ProtocolError("E_BAD_TYPE", "'type' must be a string", "type")
                 handler = self._handlers.get(kind)
                 if handler is None:
                     raise ProtocolError(
@@ -603,7 +608,20 @@ class SimServer:
                 raise ProtocolError(
                     "E_UNKNOWN_SIGNAL", f"no signal '{str(k)[:60]}' in the cell", "signals"
                 )
-            out[k] = signal_value(v, f"signals.{k}")
+            if k in self._read_only:
+                raise ProtocolError(
+                    "E_MODE", f"signal '{k}' is set by the server, not by clients", f"signals.{k}"
+                )
+            val = signal_value(v, f"signals.{k}")
+            old = known[k]
+            # a signal keeps its type: a boolean stays a boolean, a number a number, text text
+            if old is not None and _signal_kind(val) != _signal_kind(old):
+                raise ProtocolError(
+                    "E_BAD_TYPE",
+                    f"signal '{k}' is a {_signal_kind(old)}, got a {_signal_kind(val)}",
+                    f"signals.{k}",
+                )
+            out[k] = val
         markers = []
         for i, m in enumerate(optional(msg, "markers", list, [])):
             if not isinstance(m, dict):
@@ -628,7 +646,8 @@ class SimServer:
         if others and not self._owns_anything(client.identity):
             raise ProtocolError(
                 "E_NOT_OWNER",
-                f"{', '.join(others)} commanded by another client: only controllers advance time",
+                f"{', '.join(others)} commanded by another client: only a client that commands "
+                "a robot advances time",
             )
         cmds = self._parse_commands(client, msg)
         sigs, markers, done = self._parse_extras(msg)
@@ -711,7 +730,9 @@ class SimServer:
 
     def _h_finish(self, client: _Client, msg: dict[str, Any]) -> dict[str, Any]:
         if self._owns_nothing_while_others_do(client):
-            raise ProtocolError("E_NOT_OWNER", "only a controller may finish the session")
+            raise ProtocolError(
+                "E_NOT_OWNER", "only a client that commands a robot may finish the session"
+            )
         self._finish()
         return {"kpis": plain(self.result.kpis), "bridge": self.report()}
 
@@ -773,6 +794,14 @@ class SimServer:
         for name, link in self.links.items():
             if link.stop is not None and link.fault is not None:
                 commands.joints[name] = link.stop.next()
+            elif name in commands.joints:
+                link.hold = _hold_after(
+                    commands.joints[name], self.cell.robots[name], self.cell.control_period
+                )
+            elif link.hold is not None:
+                # no new command this tick: hold where the last one led (a position command's
+                # feed-forward is not replayed from its start point every tick)
+                commands.joints[name] = link.hold
         obs = self.cell.step(commands)
         self._obs = obs
         self.tick += 1
@@ -882,6 +911,29 @@ class SimServer:
                 "jitter_max_s": float(np.max(np.abs(lat))),
             }
         return out
+
+
+def _hold_after(cmd: JointCommand, robot: Any, period: float) -> JointCommand:
+    """The command that holds after ``cmd`` has had its period: a position command with a
+    feed-forward holds still at the setpoint it reached; velocity and torque commands hold as
+    they are (the watchdog covers a velocity that is never replaced)."""
+    if cmd.mode != "position" or cmd.velocity is None:
+        return cmd
+    lim = robot.limits
+    q = np.clip(
+        np.asarray(cmd.values, float) + np.asarray(cmd.velocity, float) * period,
+        lim.lower,
+        lim.upper,
+    )
+    return JointCommand("position", q, None)
+
+
+def _signal_kind(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(v, (int, float, np.number)):
+        return "number"
+    return "string" if isinstance(v, str) else type(v).__name__
 
 
 def _pose(p: Any) -> list[float]:
