@@ -17,6 +17,7 @@ Sources (see docs/bridge-profiles.md):
 from __future__ import annotations
 
 import difflib
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -61,10 +62,11 @@ class InterfaceProfile:
 
     @property
     def watchdog_periods(self) -> int | None:
-        """The watchdog as a whole number of periods (exact, no float drift)."""
+        """The watchdog as a whole number of periods (exact, no float drift): the first period
+        count that covers ``watchdog_s``."""
         if self.watchdog_s is None:
             return None
-        return max(1, round(self.watchdog_s * self.rate_hz))
+        return max(1, math.ceil(self.watchdog_s * self.rate_hz - 1e-9))
 
 
 _UR_SOURCES = (
