@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pybullet as pb
 from spatialmath import SE3
 
 from robocell.bridge.client import Client
@@ -303,19 +302,8 @@ class RemoteRobot(SimRobot):
         dq = np.array(st["dq"], float)
         tau = np.array(st["tau"], float)
         self._remote_tick = int(obs.get("tick", 0))
-        cid = self.world.client
-        for j, qj, vj in zip(self.joint_ids, q, dq):
-            pb.resetJointState(self.body, j, float(qj), float(vj), physicsClientId=cid)
         # the drives hold the twin where the measurement put it until the next one
-        pb.setJointMotorControlArray(
-            self.body,
-            self.joint_ids,
-            pb.POSITION_CONTROL,
-            targetPositions=q.tolist(),
-            targetVelocities=dq.tolist(),
-            forces=self._effort,
-            physicsClientId=cid,
-        )
+        self.mirror(q, dq)
         self._remote = RobotState(self.world.time, q, dq, tau)
         self._rows = np.array((q, dq, tau))
         if "faults" in obs and obs["faults"].get(self.remote_name):

@@ -430,6 +430,23 @@ class SimRobot(Robot):
         ]
         self._send_position(target, dq)
 
+    def mirror(self, q: np.ndarray, dq: np.ndarray) -> None:
+        """Put the joints at measured positions ``q`` and speeds ``dq`` and hold them there (a
+        digital twin of a robot measured elsewhere)."""
+        cid = self.world.client
+        for j, qj, vj in zip(self.joint_ids, q, dq):
+            pb.resetJointState(self.body, j, float(qj), float(vj), physicsClientId=cid)
+        self._interp = None
+        pb.setJointMotorControlArray(
+            self.body,
+            self.joint_ids,
+            pb.POSITION_CONTROL,
+            targetPositions=[float(x) for x in q],
+            targetVelocities=[float(x) for x in dq],
+            forces=self._effort,
+            physicsClientId=cid,
+        )
+
     # -- poses from the physics ----------------------------------------------------------------
     def _link_pose(self, link: int) -> SE3:
         ls = pb.getLinkState(
