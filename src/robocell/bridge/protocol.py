@@ -119,7 +119,9 @@ def check_version(msg: Mapping[str, Any]) -> None:
         raise ProtocolError("E_VERSION", f"missing 'v'; this server speaks {list(VERSIONS)}", "v")
     if type(v) is not int or v not in VERSIONS:
         raise ProtocolError(
-            "E_VERSION", f"protocol version {v!r} unknown; this server speaks {list(VERSIONS)}", "v"
+            "E_VERSION",
+            f"protocol version {_show(v)} unknown; this server speaks {list(VERSIONS)}",
+            "v",
         )
 
 
@@ -136,7 +138,8 @@ def negotiate(msg: Mapping[str, Any]) -> int:
     if not common:
         raise ProtocolError(
             "E_VERSION",
-            f"no common protocol version: offered {offered}, this server speaks {list(VERSIONS)}",
+            f"no common protocol version: offered {_show(offered)}, "
+            f"this server speaks {list(VERSIONS)}",
             "versions",
         )
     return max(common)
@@ -200,6 +203,19 @@ def _type_name(value: Any) -> str:
     )
 
 
+def _show(value: Any, limit: int = 40) -> str:
+    """A received value as a short, one-line picture for an error message: never all of a long
+    string or list, never the repr of a deep structure (which can exceed the recursion limit)."""
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("..." if len(value) > limit else "")
+    if value is None or type(value) in (bool, int, float):
+        return repr(value)
+    if isinstance(value, list) and all(type(x) is int for x in value[:8]):
+        head = ", ".join(repr(x) for x in value[:8])
+        return f"[{head}{', ...' if len(value) > 8 else ''}]"
+    return _type_name(value)
+
+
 def vector(value: Any, n: int, where: str) -> np.ndarray:
     """A list of exactly ``n`` finite numbers, as a float array."""
     if not isinstance(value, list):
@@ -233,7 +249,7 @@ def joint_command(value: Any, n: int, where: str, modes: tuple[str, ...]) -> Joi
     if mode not in COMMAND_MODES:
         raise ProtocolError(
             "E_BAD_VALUE",
-            f"'{where}.mode' must be one of {', '.join(COMMAND_MODES)}, got '{mode}'",
+            f"'{where}.mode' must be one of {', '.join(COMMAND_MODES)}, got {_show(mode)}",
             f"{where}.mode",
         )
     if mode not in modes:

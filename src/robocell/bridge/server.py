@@ -444,7 +444,12 @@ class SimServer:
         if req_id is not None:
             reply["id"] = req_id
         try:
-            sock.send_multipart([identity, *envelope, encode(reply)], zmq.NOBLOCK)
+            data = encode(reply)
+        except Exception as exc:  # noqa: BLE001 - an unencodable reply must not stop the server
+            err = ProtocolError("E_INTERNAL", f"unencodable reply ({type(exc).__name__})")
+            data = encode(err.reply(req_id))
+        try:
+            sock.send_multipart([identity, *envelope, data], zmq.NOBLOCK)
         except zmq.ZMQError:
             pass  # the client is gone or not reading: nothing to answer to
 
@@ -453,12 +458,12 @@ class SimServer:
 
     # -- handlers ------------------------------------------------------------------------------
     def _h_hello(self, client: _Client, msg: dict[str, Any], wall: float = 0.0) -> dict[str, Any]:
-        client.version = negotiate(msg)
-        client.name = str(optional(msg, "client", str, ""))[:128]
+        version = negotiate(msg)
+        name = str(optional(msg, "client", str, ""))[:128]
         role = optional(msg, "role", str, "controller")
         if role not in ("controller", "observer"):
             raise ProtocolError("E_BAD_VALUE", "'role' must be controller or observer", "role")
-        client.role = role
+        client.version, client.name, client.role = version, name, role  # all valid: take it
         cell = self.cell
         robots = {}
         for name, r in cell.robots.items():
@@ -595,11 +600,20 @@ class SimServer:
                     "send clear_fault once it is at rest",
                     f"commands.{name}",
                 )
-        for name in out:
-            self.links[name].owner = client.identity
         return out
 
-    def _parse_extras(self, msg: dict[str, Any]) -> tuple[dict[str, Any], list[Marker], bool]:
+    def _take(self, client: _Client, cmds: Mapping[str, JointCommand]) -> None:
+        """The client now commands these robots (called once the whole request is valid)."""
+        for name in cmds:
+            self.links[name].owner = client.identity
+
+    def _parse_extras(
+        self, client: _Client, msg: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[Marker], bool]:
+        if client.role == "observer" and any(msg.get(k) for k in ("signals", "markers", "done")):
+            raise ProtocolError(
+                "E_MODE", "an observer cannot write signals or markers (hello role)"
+            )
         sigs = optional(msg, "signals", dict, {})
         known = self.cell.signals
         out: dict[str, Any] = {}
@@ -627,8 +641,13 @@ class SimServer:
             if not isinstance(m, dict):
                 raise ProtocolError("E_BAD_TYPE", f"'markers[{i}]' must be a map", f"markers[{i}]")
             kind = req_field(m, "kind", str, f"markers[{i}]")
+            if not 0 < len(kind) <= 64:
+                raise ProtocolError(
+                    "E_BAD_VALUE", f"'markers[{i}].kind' must be 1..64 characters", f"markers[{i}]"
+                )
             data = optional(m, "data", dict, {}, f"markers[{i}]")
-            markers.append(Marker(kind[:64], data))
+            _check_marker_data(data, f"markers[{i}].data")
+            markers.append(Marker(kind, data))
         done = optional(msg, "done", bool, False)
         return out, markers, done
 
@@ -650,7 +669,7 @@ class SimServer:
                 "a robot advances time",
             )
         cmds = self._parse_commands(client, msg)
-        sigs, markers, done = self._parse_extras(msg)
+        sigs, markers, done = self._parse_extras(client, msg)
         if self.duration is not None:
             left = round((self.duration - self.cell.time) / self.cell.control_period)
             if ticks > left:
@@ -660,6 +679,7 @@ class SimServer:
                     f"{max(left, 0)} ticks left",
                     "ticks",
                 )
+        self._take(client, cmds)
         wall = time.time()
         t = self.cell.time
         if self._rec is not None:
@@ -680,9 +700,10 @@ class SimServer:
         if self.mode != "realtime":
             raise ProtocolError("E_MODE", "command is for real-time servers; send step in lockstep")
         cmds = self._parse_commands(client, msg)
-        sigs, markers, done = self._parse_extras(msg)
+        sigs, markers, done = self._parse_extras(client, msg)
         tick_ref = optional(msg, "tick", int, -1)
         late = 0 <= tick_ref < self.tick
+        self._take(client, cmds)
         for n, c in cmds.items():
             link = self.links[n]
             link.pending = c
@@ -808,7 +829,7 @@ class SimServer:
         if self._rec is not None:
             self._rec.tick(obs.t, time.time(), lateness, outcomes)
         if self._pubsock is not None:
-            with contextlib.suppress(zmq.ZMQError):
+            with contextlib.suppress(zmq.ZMQError, ValueError, TypeError, RecursionError):
                 self._pubsock.send_multipart(
                     [b"state", encode(self._obs_message(obs.events))], zmq.NOBLOCK
                 )
@@ -911,6 +932,60 @@ class SimServer:
                 "jitter_max_s": float(np.max(np.abs(lat))),
             }
         return out
+
+
+#: marker data limits: nesting depth and number of values
+MARKER_DEPTH = 4
+MARKER_ITEMS = 256
+_RESERVED_EVENT_KEYS = ("t", "kind")
+
+
+def _check_marker_data(data: dict[str, Any], where: str) -> None:
+    """Marker data becomes an event (recorded as JSON): string keys other than ``t`` and
+    ``kind``, plain values (nil, booleans, finite numbers, strings, lists, maps), bounded depth
+    and size; a ``cycle`` marker's ``cycle_time_s`` is a number."""
+    count = 0
+
+    def walk(v: Any, path: str, depth: int) -> None:
+        nonlocal count
+        count += 1
+        if count > MARKER_ITEMS:
+            raise ProtocolError(
+                "E_BAD_VALUE", f"'{where}' holds more than {MARKER_ITEMS} values", where
+            )
+        if depth > MARKER_DEPTH:
+            raise ProtocolError(
+                "E_BAD_VALUE", f"'{where}' is nested deeper than {MARKER_DEPTH}", where
+            )
+        if v is None or isinstance(v, (bool, int, str)):
+            return
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise ProtocolError("E_BAD_VALUE", f"'{path}' must be finite", where)
+            return
+        if isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, f"{path}[{i}]", depth + 1)
+            return
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if type(k) is not str:
+                    raise ProtocolError("E_BAD_TYPE", f"'{path}' keys must be strings", where)
+                walk(x, f"{path}.{k[:40]}", depth + 1)
+            return
+        raise ProtocolError("E_BAD_TYPE", f"'{path}' cannot hold {type(v).__name__}", where)
+
+    for k in data:
+        if type(k) is not str:
+            raise ProtocolError("E_BAD_TYPE", f"'{where}' keys must be strings", where)
+        if k in _RESERVED_EVENT_KEYS:
+            raise ProtocolError("E_BAD_VALUE", f"'{where}.{k}' is reserved for the event", where)
+    walk(data, where, 0)
+    ct = data.get("cycle_time_s")
+    if ct is not None and (type(ct) not in (int, float) or not ct >= 0):
+        raise ProtocolError(
+            "E_BAD_VALUE", f"'{where}.cycle_time_s' must be a number >= 0 [s]", where
+        )
 
 
 def _hold_after(cmd: JointCommand, robot: Any, period: float) -> JointCommand:

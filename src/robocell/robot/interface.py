@@ -236,7 +236,8 @@ class Robot(ABC):
         prev = self._last_target_list
         if prev is None:
             prev = self.state().q.tolist()
-        if not math.isfinite(sum(req)):  # one sum catches any NaN or infinity
+        # one sum catches any NaN or infinity (huge finite values may overflow it: then look)
+        if not math.isfinite(sum(req)) and not all(map(math.isfinite, req)):
             raise LimitError(f"{self.name}: command contains NaN or infinite values: {req}")
         out = []
         clamped = False
@@ -265,7 +266,7 @@ class Robot(ABC):
             ffl = ff.tolist() if isinstance(ff, np.ndarray) else [float(w) for w in ff]
             if len(ffl) != self.n:
                 raise LimitError(f"{self.name}: velocity feed-forward needs {self.n} values")
-            if not math.isfinite(sum(ffl)):
+            if not math.isfinite(sum(ffl)) and not all(map(math.isfinite, ffl)):
                 raise LimitError(f"{self.name}: velocity feed-forward contains NaN or inf")
             # (conditional expressions: builtin min/max cost several times more here)
             ffl = [vm if w > vm else (-vm if w < -vm else w) for w, vm in zip(ffl, self._vmax_l)]
