@@ -17,7 +17,7 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
-from conftest import SCENARIOS, strip_timing
+from conftest import SCENARIOS, ServerThread, strip_timing
 
 import robocell
 from robocell.bridge.client import Client, context_from_scenario, drive, observation
@@ -31,28 +31,6 @@ from robocell.robot.interface import JointCommand
 from robocell.scenario.loader import load_scenario
 
 LOCAL = "tcp://127.0.0.1:0"
-
-
-class ServerThread:
-    """A SimServer serving in a background thread (stopped and joined on exit)."""
-
-    def __init__(self, server: SimServer) -> None:
-        self.server = server
-        server.open()
-        self.report: dict | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        self.report = self.server.serve()
-
-    def __enter__(self) -> SimServer:
-        return self.server
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-        self.thread.join(10)
-        self.server.close()
 
 
 def _cycle_cell(**kw) -> Cell:

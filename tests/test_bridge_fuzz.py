@@ -23,7 +23,6 @@ which keeps the fuzzer away from its inputs meanwhile).
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from conftest import ServerThread
 
 from robocell.bridge.client import Client, observation
 from robocell.bridge.protocol import ERROR_CODES, HARD_MAX_MESSAGE, MAX_MESSAGE
@@ -69,22 +69,6 @@ NOT_A_BUG = frozenset(ERROR_CODES) - {"E_INTERNAL"}
 
 
 # -- servers -----------------------------------------------------------------------------------
-class ServerThread:
-    """A SimServer serving in a background thread (stopped, joined and closed on exit)."""
-
-    def __init__(self, server: SimServer) -> None:
-        self.server = server
-        server.open()
-        self.thread = threading.Thread(target=server.serve, daemon=True)
-        self.thread.start()
-
-    def __enter__(self) -> SimServer:
-        return self.server
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-        self.thread.join(10)
-        self.server.close()
 
 
 def _server(mode: str = "lockstep", **kw: Any) -> SimServer:

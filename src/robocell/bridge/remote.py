@@ -121,14 +121,7 @@ class RobotHost:
         if self._held is not None:
             self.robot.apply_command(self._held, self.time)
             for e in self.robot.pop_events():
-                self.emit(
-                    "limit",
-                    robot=e.robot,
-                    joint=e.joint + 1,
-                    limit_kind=e.kind,
-                    requested=e.requested,
-                    limit=e.limit,
-                )
+                self.emit("limit", **e.event_fields())
         self.signals.update(commands.signals)
         if self.advance is not None:
             self.advance()

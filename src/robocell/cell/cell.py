@@ -586,14 +586,7 @@ class Cell:
                 )
                 if robot._events:
                     for ev in robot.pop_events():
-                        self.emit(
-                            "limit",
-                            robot=ev.robot,
-                            joint=ev.joint + 1,
-                            limit_kind=ev.kind,
-                            requested=ev.requested,
-                            limit=ev.limit,
-                        )
+                        self.emit("limit", **ev.event_fields())
         if commands.signals:
             self.signals.update(commands.signals)
         for m in commands.markers:

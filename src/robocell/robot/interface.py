@@ -68,6 +68,16 @@ class LimitEvent:
     requested: float
     limit: float
 
+    def event_fields(self) -> dict[str, Any]:
+        """The fields of the cell's ``limit`` event (joints numbered from 1)."""
+        return {
+            "robot": self.robot,
+            "joint": self.joint + 1,
+            "limit_kind": self.kind,
+            "requested": self.requested,
+            "limit": self.limit,
+        }
+
 
 @dataclass(frozen=True)
 class ToolFingers:
