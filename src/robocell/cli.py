@@ -113,6 +113,23 @@ def _parser() -> argparse.ArgumentParser:
     sr.add_argument("--idle-timeout", type=float, help="stop after this long without requests [s]")
     sr.add_argument("--ready-file", help=argparse.SUPPRESS)
 
+    gc = sub.add_parser("gcode", help="interpret a G-code program (LinuxCNC) and summarise it")
+    gc.add_argument("file")
+    gc.add_argument("--lenient", action="store_true", help="skip unsupported words with a warning")
+    gc.add_argument(
+        "--rapid-mm-min", type=float, default=10000.0, help="speed of rapid moves [mm/min]"
+    )
+    gc.add_argument(
+        "--g28-mm", metavar="X,Y,Z", help="the G28 position in program coordinates [mm]"
+    )
+    gc.add_argument("--json", action="store_true", help="print the summary as JSON (SI units)")
+    gc.add_argument(
+        "--scenario",
+        help="a machining scenario: check reach, joint limits and feeds of the program over "
+        "its robot and stock (the rapid speed is the station's)",
+    )
+    gc.add_argument("--station", help="the machining station of --scenario (default: the only one)")
+
     from robocell.bridge.security import add_keys_parser
 
     add_keys_parser(sub)
@@ -250,6 +267,44 @@ def _cmd_validate(a: argparse.Namespace) -> int:
         f"{a.scenario}: valid ({len(s.robots)} robot(s), {len(s.objects)} object(s), "
         f"{s.duration} s)"
     )
+    return 0
+
+
+def _cmd_gcode(a: argparse.Namespace) -> int:
+    from robocell.errors import ScenarioError
+    from robocell.machining.gcode import parse_file
+    from robocell.machining.gcode_report import format_summary, summarize
+
+    if not (a.rapid_mm_min > 0 and a.rapid_mm_min < float("inf")):
+        raise ScenarioError(f"--rapid-mm-min must be > 0, got {a.rapid_mm_min}")
+    home = None
+    if a.g28_mm:
+        try:
+            home = [float(v) * 1e-3 for v in a.g28_mm.split(",")]
+        except ValueError:
+            home = []
+        if len(home) != 3:
+            raise ScenarioError(f"--g28-mm must be X,Y,Z in mm, got {a.g28_mm!r}")
+    program = parse_file(a.file, lenient=a.lenient, g28_home=home)
+    check = None
+    rapid = a.rapid_mm_min / 6e4
+    if a.scenario:
+        from robocell.cell.check import check_program
+
+        check = check_program(a.scenario, a.file, a.station)
+        rapid = check["rapid_speed_m_per_s"]
+    summary = summarize(program, rapid_speed=rapid)
+    if a.json:
+        if check is not None:
+            summary["scenario_check"] = check
+        print(json.dumps(summary, indent=2))
+    else:
+        print(format_summary(summary))
+        if check is not None:
+            from robocell.cell.check import format_check
+
+            print()
+            print(format_check(check))
     return 0
 
 
@@ -460,6 +515,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.cmd == "robots":
             return _cmd_robots(args)
+        if args.cmd == "gcode":
+            return _cmd_gcode(args)
         if args.cmd == "serve":
             return _cmd_serve(args)
         if args.cmd == "drive":
