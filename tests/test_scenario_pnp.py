@@ -199,7 +199,7 @@ def test_schema_has_the_pick_and_place_keys(capsys) -> None:
     def tags(prop: dict) -> set[str]:
         return set(prop["items"]["discriminator"]["mapping"])
 
-    assert tags(top["stations"]) == {"conveyor", "bin", "pallet", "fixture"}
+    assert tags(top["stations"]) == {"conveyor", "bin", "pallet", "fixture", "machining"}
     assert tags(top["sensors"]) == {"beam", "presence", "camera"}
     for spec in ("BinSpec", "PalletSpec", "FixtureSpec"):
         assert "unload_after" in defs[spec]["properties"], spec

@@ -151,10 +151,17 @@ def _backend(spec: Any, base_dir: Path) -> dict[str, Any] | None:
     }
 
 
-def cell_from_scenario(loaded: LoadedScenario, gui: bool = False, seed: int | None = None) -> Cell:
+def cell_from_scenario(
+    loaded: LoadedScenario,
+    gui: bool = False,
+    seed: int | None = None,
+    programs: dict[str, str | Path] | None = None,
+) -> Cell:
     """Build the cell a scenario describes, with its controller reset (paths planned).
 
-    Every problem is raised as a ScenarioError pointing at the file, line and field.
+    ``programs`` replaces the G-code program of the named machining stations (to check another
+    program in the same cell). Every problem is raised as a ScenarioError pointing at the file,
+    line and field.
     """
     scn = loaded.scenario
     w = scn.world
@@ -260,7 +267,7 @@ def cell_from_scenario(loaded: LoadedScenario, gui: bool = False, seed: int | No
                 )
             except ScenarioError as exc:
                 raise loaded.error(("objects", i), exc.message) from None
-        _add_pick_and_place(cell, loaded)
+        _add_pick_and_place(cell, loaded, programs or {})
         cell.ideal_cycle_time = scn.ideal_cycle_time
         rp = scn.outputs.record_period
         if rp is not None:
@@ -320,7 +327,9 @@ def _gripper(spec: Any) -> Any:
     )
 
 
-def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
+def _add_pick_and_place(
+    cell: Cell, loaded: LoadedScenario, programs: dict[str, str | Path]
+) -> None:
     """Stations, part sources and sensors of a scenario, as cell devices, in that order."""
     from robocell.pnp import (
         Bin,
@@ -370,6 +379,9 @@ def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
                 dev = Pallet(
                     st.name, st.pose.se3(), st.rows, st.cols, (px, py), size, st.unload_after
                 )
+            elif st.type == "machining":
+                _add_machining(cell, loaded, st, fld, programs.get(st.name))
+                continue
             else:
                 dev = Fixture(
                     st.name,
@@ -380,6 +392,8 @@ def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
                 )
             cell.add_device(dev)
         except ScenarioError as exc:
+            if exc.file is not None:
+                raise
             raise located(fld, exc) from None
 
     for i, ps in enumerate(scn.parts):
@@ -518,6 +532,73 @@ def _add_pick_and_place(cell: Cell, loaded: LoadedScenario) -> None:
 
 #: height of a camera's field of view above the surface it looks at [m]
 CAMERA_DEPTH = 0.3
+
+
+def _add_machining(
+    cell: Cell,
+    loaded: LoadedScenario,
+    st: Any,
+    fld: tuple[str | int, ...],
+    program: str | Path | None = None,
+) -> None:
+    """A machining station: parse its program (G-code errors name the program's file and line),
+    plan it for the robot (an unreachable point names its G-code line) and cut the nominal
+    part."""
+    import math
+
+    from robocell.machining.cutters import Cutter
+    from robocell.machining.device import MachiningSetup, MachiningStation
+    from robocell.machining.forces import material
+    from robocell.machining.gcode import parse_file
+
+    robot = st.robot or next(iter(cell.robots))
+    if robot not in cell.robots:
+        raise loaded.error(
+            (*fld, "robot"), f"no robot named '{robot}'; robots: {', '.join(cell.robots)}"
+        )
+    prog_path = Path(program if program is not None else st.program)
+    if program is None and not prog_path.is_absolute():
+        prog_path = loaded.base_dir / prog_path
+    if not prog_path.is_file():
+        raise loaded.error((*fld, "program"), f"no G-code file {prog_path}")
+    program = parse_file(prog_path, lenient=st.lenient)
+    try:
+        mat = material(st.material)
+    except (ScenarioError, KeyError, ValueError) as exc:
+        raise loaded.error((*fld, "material"), getattr(exc, "message", str(exc))) from None
+    c = st.cutter
+    try:
+        cutter = Cutter(
+            c.type,
+            c.diameter,
+            corner_radius=c.corner_radius,
+            flutes=c.flutes,
+            flute_length=c.flute_length,
+        )
+    except (ScenarioError, ValueError) as exc:
+        raise loaded.error((*fld, "cutter"), getattr(exc, "message", str(exc))) from None
+    offsets = {k: v.se3() for k, v in (st.work_offsets or {}).items()}
+    try:
+        setup = MachiningSetup(
+            stock_pose=st.stock.pose.se3(),
+            stock_size=tuple(st.stock.size),
+            cutter=cutter,
+            material=mat,
+            grid=st.stock.grid,
+            work_offsets=offsets,
+            tool_spin=math.radians(st.tool_spin_deg),
+            rapid_speed=st.rapid_speed,
+            max_acceleration=st.max_acceleration,
+            corner_tolerance=st.corner_tolerance,
+            spindle_max_rpm=st.spindle.max_rpm,
+            spindle_power=st.spindle.power,
+        )
+    except ScenarioError as exc:
+        raise loaded.error((*fld, "stock"), exc.message) from None
+    try:
+        cell.add_device(MachiningStation(st.name, robot, program, setup))
+    except KinematicsError as exc:
+        raise loaded.error((*fld, "program"), f"{prog_path.name}: {exc.message}") from None
 
 
 def _region_of(info: dict[str, Any]) -> tuple[Any, tuple[float, float, float]] | None:

@@ -792,6 +792,8 @@ class Cell:
 
             result.recording = self._recorder.path if self._recorder else None
             result.plots = write_outputs(result, plots=plots)
+            for d in self.devices.values():
+                result.plots += d.write_outputs(out, plots=plots)
         return result
 
     def kpis(self, wall_time: float | None = None) -> dict[str, Any]:
@@ -809,6 +811,10 @@ class Cell:
             "events": self._event_count,
         }
         dev = {n: k for n, d in self.devices.items() if (k := d.kpis())}
+        machining = [n for n, k in dev.items() if "surface_error_rms_mm" in k]
+        if len(machining) == 1:
+            # the cell's one machining job is the run's headline, under a fixed key
+            out["machining"] = dict(dev.pop(machining[0]), station=machining[0])
         if dev:
             out["devices"] = dev
         if self.parts.counts["spawned"] or self.pnp_kpis.robots:

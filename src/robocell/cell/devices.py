@@ -20,6 +20,7 @@ from those events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -61,6 +62,11 @@ class Device:
     def kpis(self) -> dict[str, Any]:
         """Device KPIs merged into the run's KPIs under ``devices.<name>``."""
         return {}
+
+    def write_outputs(self, out: Path, plots: bool = True) -> list[Path]:
+        """Write the device's own result files (and plots) into the run directory ``out`` at
+        the end of a run; returns the paths of the plots written."""
+        return []
 
 
 #: the states a part goes through

@@ -52,7 +52,7 @@ def kpi_table(kpis: dict[str, Any]) -> str:
     """A two-column text table of the KPIs."""
     rows: list[tuple[str, str]] = []
     for k, v in kpis.items():
-        if k in ("robots", "timing", "pick_and_place"):
+        if k in ("robots", "timing", "pick_and_place", "machining"):
             continue
         f = _fmt(k, v)
         if f:
@@ -72,6 +72,10 @@ def kpi_table(kpis: dict[str, Any]) -> str:
         from robocell.record.pnp_report import pnp_kpi_rows
 
         rows += pnp_kpi_rows(kpis["pick_and_place"])
+    if "machining" in kpis:
+        from robocell.record.machining_report import machining_kpi_rows
+
+        rows += machining_kpi_rows(kpis["machining"])
     timing = kpis.get("timing")
     if timing:
         rows.append(("wall time", f"{timing['wall_time_s']:.2f} s"))

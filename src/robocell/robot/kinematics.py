@@ -54,6 +54,7 @@ class Kinematics:
             raise KinematicsError(f"qlim must have shape (2, {self.n}), got {self.qlim.shape}")
         self.tcp = tcp if tcp is not None else SE3()
         self._tcp_inv = self.tcp.inv()
+        self._tcp_A = np.array(self.tcp.A)
         self._chain_cache: list[tuple[str, Any]] | None = None
         self._restarts = np.random.default_rng(0).uniform(
             self.qlim[0], self.qlim[1], size=(24, self.n)
@@ -106,6 +107,7 @@ class Kinematics:
         k.__dict__.update(self.__dict__)
         k.tcp = tcp
         k._tcp_inv = tcp.inv()
+        k._tcp_A = np.array(tcp.A)
         return k
 
     def flange(self, q: np.ndarray) -> SE3:
@@ -121,6 +123,22 @@ class Kinematics:
         return np.asarray(
             self._robot.jacob0(np.asarray(q, float), end=self._flange, tool=self.tcp.A)
         )
+
+    def _ets(self) -> Any:
+        ets = self.__dict__.get("_ets_cache")
+        if ets is None:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ets = self._robot.ets(end=self._flange)
+            self.__dict__["_ets_cache"] = ets
+        return ets
+
+    def fkine_array(self, q: np.ndarray) -> np.ndarray:
+        """TCP pose in the base frame as a plain (4, 4) array: the same as :meth:`fkine`
+        without the SE3 wrapper, about three times cheaper (for per-tick loops)."""
+        return np.asarray(self._ets().eval(np.asarray(q, float), tool=self._tcp_A))
 
     def manipulability(self, q: np.ndarray) -> float:
         """Yoshikawa manipulability sqrt(det(J J^T)) of the translational+rotational Jacobian."""

@@ -34,6 +34,10 @@ _joint_states = pb.getJointStates
 _motors = pb.setJointMotorControlArray
 _POSITION_CONTROL = pb.POSITION_CONTROL
 
+#: time constant [s] with which the joints' deflection follows a change of the TCP load (see
+#: :meth:`SimRobot.set_tcp_load`)
+DEFLECTION_TIME_CONSTANT = 0.005
+
 #: pybullet link names of the tool and its fingers
 TOOL_LINK = "robocell_tool"
 FINGER_LINKS = ("robocell_finger_left", "robocell_finger_right")
@@ -133,6 +137,13 @@ class SimRobot(Robot):
         self._upper_l = model.limits.upper.tolist()
         self._cmd_step = 0
         self._tau_cmd = np.zeros(self.n)
+        #: joint deflection [rad] under the external TCP load (see :meth:`set_tcp_load`)
+        self._q_offset: np.ndarray | None = None
+        self._offset_goal: np.ndarray | None = None
+        #: share of the remaining deflection the joints take per physics step
+        self._offset_rate = min(1.0, world.physics_step / DEFLECTION_TIME_CONSTANT)
+        self._load: tuple[list[float], list[float], list[float]] | None = None
+        self._last_sent: tuple[list[float], list[float]] | None = None
         self._apply(JointCommand.position(q_init))
         self._state_step = -1
         self._state: RobotState = RobotState(0.0, q_init, np.zeros(self.n), np.zeros(self.n))
@@ -341,6 +352,10 @@ class SimRobot(Robot):
             a = np.array((q, dq, tau))
             if self._torque_mode:
                 a[2] = self._tau_cmd
+            elif self._q_offset is not None:
+                # the encoders sit on the motor side of the compliant gearing: they do not see
+                # the deflection under an external load
+                a[0] -= self._q_offset
             self._rows = a
             self._state = RobotState(step * world.physics_step, a[0], a[1], a[2])
             self._state_step = step
@@ -394,6 +409,10 @@ class SimRobot(Robot):
             )
 
     def _send_position(self, q: list[float], dq: list[float]) -> None:
+        self._last_sent = (q, dq)
+        off = self._q_offset
+        if off is not None:
+            q = [a + b for a, b in zip(q, off.tolist())]
         # positional arguments, in pybullet's order (bodyUniqueId, jointIndices, controlMode,
         # targetPositions, targetVelocities, forces, positionGains, velocityGains,
         # physicsClientId): parsing the keywords cost more than the call itself
@@ -415,7 +434,28 @@ class SimRobot(Robot):
         controller's setpoints at their own, faster rate. Holding the setpoint still for the
         whole period would make the servo brake and re-accelerate every physics step, with
         torque spikes that no real robot shows."""
+        load = self._load
+        if load is not None:
+            cid = self.world.client
+            pb.applyExternalForce(
+                self.body, self.flange_index, load[0], load[2], pb.WORLD_FRAME, physicsClientId=cid
+            )
+            pb.applyExternalTorque(
+                self.body, self.flange_index, load[1], pb.WORLD_FRAME, physicsClientId=cid
+            )
         interp = self._interp
+        goal, cur = self._offset_goal, self._q_offset
+        if goal is not None or cur is not None:
+            g = goal if goal is not None else 0.0
+            new = (cur if cur is not None else 0.0) + self._offset_rate * (
+                g - (cur if cur is not None else 0.0)
+            )
+            if goal is None and float(np.max(np.abs(new))) < 1e-12:
+                new = None
+            self._q_offset = new
+            self._state_step = -1
+            if interp is None and self._last_sent is not None and not self._torque_mode:
+                self._send_position(*self._last_sent)
         if interp is None:
             return
         world = self.world
@@ -429,6 +469,43 @@ class SimRobot(Robot):
             for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l)
         ]
         self._send_position(target, dq)
+
+    def set_tcp_load(self, force: np.ndarray, moment: np.ndarray | None = None) -> None:
+        """Apply an external load at the TCP until it is changed: ``force`` [N] and ``moment``
+        [N m], shape (3,), in the world frame (a cutting force is the material's force on the
+        tool).
+
+        The load acts on the flange link in the physics (so the measured joint torques carry
+        it), and each joint deflects by its share of the load over its stiffness,
+        ``dq = K^-1 J^T w`` with ``K`` the diagonal joint stiffness of the robot model and ``J``
+        the TCP Jacobian: the link-side angle leaves the motor-side angle that the servo holds
+        and the encoders measure, so the TCP moves off its commanded pose while
+        :meth:`state` still reports the commanded joints, as on a real robot with compliant
+        gearing. The spring is quasi-static: the deflection follows a change of the load as a
+        first-order lag of :data:`DEFLECTION_TIME_CONSTANT` (5 ms, standing in for the arm's
+        structural response of a few tens of Hz, so that a load that vanishes at once does not
+        snap the joints back within one physics step); vibration of the arm on its joint
+        springs is not modelled. A robot model without joint stiffness is rigid: the load only
+        shows in the torques.
+        """
+        f = np.asarray(force, float).reshape(3)
+        m = np.zeros(3) if moment is None else np.asarray(moment, float).reshape(3)
+        if not (np.all(np.isfinite(f)) and np.all(np.isfinite(m))):
+            raise ValueError(f"robot '{self.name}': TCP load must be finite, got {f}, {m}")
+        if not f.any() and not m.any():
+            self._load = None
+            offset = None
+        else:
+            self._load = (f.tolist(), m.tolist(), self.tcp_position().tolist())
+            k = self.model.joint_stiffness
+            if k is None:
+                offset = None
+            else:
+                R = self.base.R.T  # world -> base
+                w = np.concatenate([R @ f, R @ m])
+                J = self.kinematics.jacob0(self.state().q)
+                offset = (J.T @ w) / k
+        self._offset_goal = offset
 
     def mirror(self, q: np.ndarray, dq: np.ndarray) -> None:
         """Put the joints at measured positions ``q`` and speeds ``dq`` and hold them there (a
@@ -460,6 +537,25 @@ class SimRobot(Robot):
 
     def tcp_pose(self) -> SE3:
         return self.flange_pose() * self.tool.tcp
+
+    def setpoint(self) -> np.ndarray:
+        """The joint position setpoint [rad] the servos hold right now (motor side, before any
+        deflection under a TCP load); the measured joints while in torque mode."""
+        if self._last_sent is None or self._torque_mode:
+            return self.state().q
+        return np.array(self._last_sent[0], float)
+
+    def tcp_position(self) -> np.ndarray:
+        """TCP position in the world frame [m], shape (3,), as the physics has it (the cheap
+        form of ``tcp_pose().t`` for per-tick use)."""
+        ls = pb.getLinkState(
+            self.body,
+            self.flange_index,
+            computeForwardKinematics=True,
+            physicsClientId=self.world.client,
+        )
+        R = np.array(pb.getMatrixFromQuaternion(ls[5])).reshape(3, 3)
+        return np.asarray(ls[4]) + R @ self.tool.tcp.t
 
 
 def _check_fingers(f: ToolFingers) -> None:

@@ -308,10 +308,62 @@ class FixtureSpec(_Model):
     )
 
 
+class StockSpec(_Model):
+    """The raw stock: a block whose frame has its origin at the corner (minimum x, y) of its
+    bottom face; the tool axis is the stock's -z."""
+
+    pose: Pose = Field(description="world pose of the stock frame")
+    size: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = Field(description="x, y, z [m]")
+    grid: PositiveFloat = Field(
+        0.0005, le=0.01, description="height-field cell [m] (0.5 mm default)"
+    )
+
+
+class CutterSpec(_Model):
+    """The milling cutter or drill in the spindle."""
+
+    type: Literal["flat", "ball", "bullnose"] = "flat"
+    diameter: PositiveFloat = Field(le=0.1, description="[m]")
+    corner_radius: NonNegFloat = Field(0.0, description="bull-nose corner radius [m]")
+    flutes: int = Field(2, ge=1, le=16)
+    flute_length: PositiveFloat = Field(0.025, le=0.2, description="cutting length [m]")
+
+
+class SpindleSpec(_Model):
+    max_rpm: PositiveFloat = Field(24000.0, description="[rev/min]")
+    power: PositiveFloat = Field(2200.0, description="rated power [W]")
+
+
+class MachiningSpec(_Model):
+    """A machining job: the robot ``robot`` holds the spindle and cuts ``program`` (G-code,
+    relative to the scenario file) out of ``stock``."""
+
+    type: Literal["machining"]
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    robot: str | None = Field(None, description="robot holding the spindle (default: the first)")
+    program: str = Field(description="G-code file, relative to the scenario file")
+    lenient: bool = Field(False, description="skip unsupported G-code words with a warning")
+    stock: StockSpec
+    work_offsets: dict[Literal["G54", "G55", "G56", "G57", "G58", "G59"], Pose] | None = Field(
+        None,
+        description="pose of each work offset's zero in the stock frame (default: G54 at the "
+        "top face above the stock frame's origin)",
+    )
+    cutter: CutterSpec
+    material: str = Field(description="a name from the material table (robocell materials)")
+    spindle: SpindleSpec = Field(default_factory=SpindleSpec)
+    tool_spin_deg: Finite = Field(0.0, description="TCP rotation about the tool axis [deg]")
+    rapid_speed: PositiveFloat = Field(0.25, le=5.0, description="G0 tool speed [m/s]")
+    max_acceleration: PositiveFloat = Field(2.0, le=50.0, description="path acceleration [m/s²]")
+    corner_tolerance: PositiveFloat = Field(
+        2e-5, le=0.005, description="how far the tool may round a corner at speed [m]"
+    )
+
+
 StationSpec = Annotated[
-    ConveyorSpec | BinSpec | PalletSpec | FixtureSpec,
+    ConveyorSpec | BinSpec | PalletSpec | FixtureSpec | MachiningSpec,
     Field(discriminator="type"),
-    BeforeValidator(_known_type("station", ("conveyor", "bin", "pallet", "fixture"))),
+    BeforeValidator(_known_type("station", ("conveyor", "bin", "pallet", "fixture", "machining"))),
 ]
 
 
