@@ -324,22 +324,7 @@ class HeightField:
         depth = width = 0.0
         direction = _ZERO2
         if ahead > 0.0:
-            ax = cx - ahead * ux
-            ay = cy - ahead * uy
-            ra2 = ax * ax + ay * ay
-            if cutter.kind == "flat":
-                over = np.where(ra2 <= radius * radius, new - z1, -1.0)
-            else:
-                over = new - (z1 + _height(cutter, np.sqrt(ra2)))
-            mask = over > _TOL
-            if mask.any():
-                w = over[mask]
-                px = np.broadcast_to(cx, mask.shape)[mask]
-                py = np.broadcast_to(cy, mask.shape)[mask]
-                depth = float(new[mask].max() - z1)
-                lateral = -px * uy + py * ux
-                width = min(cutter.diameter, float(lateral.max() - lateral.min()) + c)
-                direction = _unit(float((w * px).sum()), float((w * py).sum()))
+            depth, width, direction = self.engagement(cutter, b, np.array((ux, uy)))
         if depth == 0.0 and removed is not None:
             # nothing ahead (plunge, leaving the material): describe the removed cells instead
             px = np.broadcast_to(cx, lowered.shape)[lowered]
