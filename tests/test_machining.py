@@ -279,3 +279,20 @@ def test_a_broken_machining_scenario_names_file_line_and_field(
     assert "Traceback" not in r.stderr
     for text in expected:
         assert text in r.stderr, r.stderr
+
+
+def test_compare_tabulates_machining_kpis() -> None:
+    r = _cli(
+        "compare",
+        str(POCKET),
+        str(SCENARIOS / "machining_pocket_compensation.yaml"),
+        "--duration",
+        "3",
+    )
+    assert r.returncode == 0, r.stderr
+    head, *rows = r.stdout.strip().splitlines()
+    assert "surface RMS mm" in head and "floor RMS mm" in head and "throughput" not in head
+    assert [row.split()[0] for row in rows] == [
+        "machining_pocket.yaml",
+        "machining_pocket_compensation.yaml",
+    ]

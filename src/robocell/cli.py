@@ -197,6 +197,20 @@ COMPARE_COLUMNS = (
     ("energy J", ("energy_j",), "{:.0f}"),
 )
 
+#: the columns of ``robocell compare`` when every scenario is a machining cell
+MACHINING_COMPARE_COLUMNS = (
+    ("cycle s", ("machining", "cycle_time_s"), "{:.2f}"),
+    ("surface RMS mm", ("machining", "surface_error_rms_mm"), "{:.4f}"),
+    ("floor RMS mm", ("machining", "floor_error_rms_mm"), "{:.4f}"),
+    ("over-cut mm³", ("machining", "overcut_volume_mm3"), "{:.1f}"),
+    ("under-cut mm³", ("machining", "undercut_volume_mm3"), "{:.1f}"),
+    ("path dev RMS mm", ("machining", "path_deviation_rms_mm"), "{:.4f}"),
+    ("peak force N", ("machining", "peak_force_n"), "{:.1f}"),
+    ("mean power W", ("machining", "mean_spindle_power_w"), "{:.0f}"),
+    ("crashes", ("machining", "tool_crashes"), "{}"),
+    ("collisions", ("collisions_environment",), "{}"),
+)
+
 
 def _cmd_compare(a: argparse.Namespace) -> int:
     from robocell.api import run
@@ -212,6 +226,8 @@ def _cmd_compare(a: argparse.Namespace) -> int:
         except ValueError:
             raise ScenarioError(f"--seeds must be integers, got {a.seeds!r}") from None
     loaded = [load_scenario(f) for f in a.scenarios]  # every file is checked before any run
+    machining = all(any(st.type == "machining" for st in ld.scenario.stations) for ld in loaded)
+    columns = MACHINING_COMPARE_COLUMNS if machining else COMPARE_COLUMNS
     rows = []
     for ld in loaded:
         for seed in seeds:
@@ -224,7 +240,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
                 "scenario": ld.file.name,
                 "seed": ld.scenario.seed if seed is None else seed,
             }
-            for head, path, _ in COMPARE_COLUMNS:
+            for head, path, _ in columns:
                 v: object = res.kpis
                 for k in path:
                     v = v.get(k) if isinstance(v, dict) else None
@@ -233,8 +249,8 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(rows, indent=2))
         return 0
-    heads = ["scenario", "seed", *(h for h, _, _ in COMPARE_COLUMNS)]
-    fmts = {h: f for h, _, f in COMPARE_COLUMNS}
+    heads = ["scenario", "seed", *(h for h, _, _ in columns)]
+    fmts = {h: f for h, _, f in columns}
     table = [
         [str(r["scenario"]), str(r["seed"])]
         + ["n/a" if r[h] is None else fmts[h].format(r[h]) for h in heads[2:]]

@@ -364,6 +364,13 @@ def machining_kpis(st: MachiningStation) -> dict[str, Any]:
     act, nom = st.stock.h, st.nominal.h
     machined = (nom < st.top - 1e-9) | (act < st.top - 1e-9)
     err = (act - nom)[machined]
+    # floors: cells machined in both whose neighbours are too (walls excluded: there a sideways
+    # error of half a cell moves a whole column of cells, see docs/machining.md)
+    from scipy.ndimage import binary_erosion
+
+    both = (nom < st.top - 1e-9) & (act < st.top - 1e-9)
+    floor = binary_erosion(both, structure=np.ones((3, 3), bool), border_value=0)
+    ferr = (act - nom)[floor]
     over = np.clip(nom - act, 0, None)  # actual below nominal: material cut away that should stay
     under = np.clip(act - nom, 0, None)  # material left that should be gone
     fmag = np.linalg.norm(ser["force"], axis=1)
@@ -386,6 +393,8 @@ def machining_kpis(st: MachiningStation) -> dict[str, Any]:
         "spindle_power_limit_w": st.setup.spindle_power,
         "surface_error_max_mm": float(np.abs(err).max() * 1e3) if err.size else 0.0,
         "surface_error_rms_mm": float(np.sqrt(np.mean(err**2)) * 1e3) if err.size else 0.0,
+        "floor_error_max_mm": float(np.abs(ferr).max() * 1e3) if ferr.size else 0.0,
+        "floor_error_rms_mm": float(np.sqrt(np.mean(ferr**2)) * 1e3) if ferr.size else 0.0,
         "overcut_volume_mm3": float(over.sum() * cell_area * 1e9),
         "undercut_volume_mm3": float(under.sum() * cell_area * 1e9),
         "tool_crashes": st.crashes,

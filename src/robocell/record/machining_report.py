@@ -21,6 +21,8 @@ MACHINING_LABELS = {
     "material_removal_rate_cm3_per_min": ("material removal rate", "cm³/min", 2),
     "surface_error_max_mm": ("surface error max", "mm", 3),
     "surface_error_rms_mm": ("surface error RMS", "mm", 4),
+    "floor_error_max_mm": ("floor error max", "mm", 3),
+    "floor_error_rms_mm": ("floor error RMS", "mm", 4),
     "overcut_volume_mm3": ("over-cut volume", "mm³", 1),
     "undercut_volume_mm3": ("under-cut volume", "mm³", 1),
     "path_deviation_max_mm": ("path deviation max", "mm", 3),
