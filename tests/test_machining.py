@@ -113,6 +113,29 @@ def test_follower_holds_the_programmed_feed() -> None:
     assert t == pytest.approx(plan.duration, rel=0.02)
 
 
+def test_follower_holds_a_feed_below_one_tick_of_acceleration() -> None:
+    """F60 (1 mm/s) is slower than max_acceleration x tick (2 mm/s): 20 mm take 20 s."""
+    text = "G21 G90\nG0 X0 Y0 Z5\nG1 Z0 F600\nX20 F60\nM30\n"
+    plan, info = _plan(text, SE3(0.4, 0.0, 0.1), max_acceleration=1.0)
+    f = ToolpathFollower(plan, info)
+    t = t_cut = 0.0
+    while not f.done and t < 60:
+        f.step(0.002)
+        t += 0.002
+        if f.line == 4:
+            t_cut += 0.002
+    assert t_cut == pytest.approx(20.0, rel=0.01)
+    assert t == pytest.approx(plan.duration, rel=0.01)
+
+
+def test_a_leading_dwell_counts_in_the_plan_time() -> None:
+    text = "G21 G90\nS1000 M3\nG4 P0.5\nG0 X0 Y0 Z5\nG1 Z0 F600\nX20\nM30\n"
+    plan, _ = _plan(text, SE3(0.4, 0.0, 0.1))
+    assert np.all(np.diff(plan.t) >= 0)
+    assert plan.t[0] == pytest.approx(0.5)
+    assert plan.spindle_rpm[0] == 1000
+
+
 def test_pocket_nominal_part_removes_the_analytic_volume() -> None:
     """The nominal part (the program cut by a rigid machine) of the default pocket: 2 mm deep,
     40 x 30 mm with R5 corners, V = 2 (40 * 30 - (4 - pi) 5^2) mm^3, within 1 %."""
@@ -138,8 +161,8 @@ M5 M30
 """
 
 
-def _side_mill_scenario(tmp_path: Path, controller: str) -> Path:
-    (tmp_path / "side.ngc").write_text(SIDE_MILL)
+def _side_mill_scenario(tmp_path: Path, controller: str, program: str = SIDE_MILL) -> Path:
+    (tmp_path / "side.ngc").write_text(program)
     text = (POCKET.read_text().split("controller:")[0]).replace(
         "program: machining/pocket.ngc", f"program: {tmp_path / 'side.ngc'}"
     )
@@ -165,6 +188,19 @@ def test_compensation_halves_the_error_of_a_side_milling_cut(tmp_path: Path) -> 
     assert comp["surface_error_rms_mm"] <= 0.5 * base["surface_error_rms_mm"]
     assert comp["path_deviation_rms_mm"] <= 0.5 * base["path_deviation_rms_mm"]
     assert base["mean_force_n"] > 5.0
+
+
+def test_cutting_with_the_spindle_stopped_is_one_crash(tmp_path: Path) -> None:
+    """One continuous cut with M5 is one tool_crash, however the removal bursts per tick."""
+    path = _side_mill_scenario(
+        tmp_path, "machining_baseline.py:StiffBaseline", SIDE_MILL.replace("S18000 M3", "M5")
+    )
+    res = rc.run(path, out_dir=tmp_path / "run")
+    k = res.kpis["machining"]
+    assert k["tool_crashes"] == 1
+    assert [e["kind"] for e in rc.read_events(tmp_path / "run")].count("tool_crash") == 1
+    assert k["peak_force_n"] == 0.0  # a stopped spindle cuts nothing: no cutting force model
+    assert k["cutting_time_s"] == pytest.approx(40 / 12, rel=0.1)  # 40 mm at 720 mm/min
 
 
 @pytest.fixture(scope="module")
@@ -267,8 +303,14 @@ def _variant(tmp_path: Path, old: str, new: str, program: str | None = None) -> 
             ["variant.yaml:19", "stations[0].program", "missing.ngc"],
         ),
         ("seed: 1", "seed: 1", "G21 G90\nG0 X0 Y0 Z5\nG41 D1\nM30\n", ["bad.ngc:3", "G41"]),
+        (
+            "seed: 1",
+            "seed: 1",
+            "G21 G90\nG0 X10 Y10 Z5\nS30000 M3\nG1 Z-1 F300\nM30\n",
+            ["bad.ngc:4", "S30000", "max_rpm 24000"],
+        ),
     ],
-    ids=["unknown-material", "negative-diameter", "missing-program", "gcode-error"],
+    ids=["unknown-material", "negative-diameter", "missing-program", "gcode-error", "spindle"],
 )
 def test_a_broken_machining_scenario_names_file_line_and_field(
     tmp_path: Path, old: str, new: str, program: str | None, expected: list[str]

@@ -175,6 +175,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     if res.out_dir is not None:
         print(
             f"\nwritten to {res.out_dir}/: kpis.json, recording.arrows, events.jsonl"
+            + (", machining.npz" if (res.out_dir / "machining.npz").exists() else "")
             + "".join(f", {p.name}" for p in res.plots)
         )
     if video is not None:

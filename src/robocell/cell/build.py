@@ -556,6 +556,13 @@ def _add_machining(
         raise loaded.error(
             (*fld, "robot"), f"no robot named '{robot}'; robots: {', '.join(cell.robots)}"
         )
+    rspec = next(r for r in loaded.scenario.robots if r.name == robot)
+    if rspec.backend is not None:
+        raise loaded.error(
+            (*fld, "robot"),
+            f"robot '{robot}' has a bridge backend; a machining robot must be simulated (the "
+            "cutting force deflects the simulated arm, a remote robot only mirrors its encoders)",
+        )
     prog_path = Path(program if program is not None else st.program)
     if program is None and not prog_path.is_absolute():
         prog_path = loaded.base_dir / prog_path
@@ -598,7 +605,7 @@ def _add_machining(
     try:
         cell.add_device(MachiningStation(st.name, robot, program, setup))
     except KinematicsError as exc:
-        raise loaded.error((*fld, "program"), f"{prog_path.name}: {exc.message}") from None
+        raise loaded.error((*fld, "program"), f"{prog_path}: {exc.message}") from None
 
 
 def _region_of(info: dict[str, Any]) -> tuple[Any, tuple[float, float, float]] | None:

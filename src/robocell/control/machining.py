@@ -69,13 +69,22 @@ class ToolpathFollower:
         return p.points[i] + f * (p.points[i + 1] - p.points[i])
 
     def _profile_speed(self, s: float) -> float:
+        """Planned speed at path position ``s``: within a segment, accelerate from the speed at
+        its start, cruise at the segment's limit, decelerate to the speed at its end (the
+        model the plan's times are computed with)."""
         p = self.plan
         i = min(max(bisect.bisect_right(self._s_list, s) - 1, 0), len(p.s) - 2)
+        x = max(s - p.s[i], 0.0)
         L = p.s[i + 1] - p.s[i]
-        f = 0.0 if L <= 0 else (s - p.s[i]) / L
-        # constant acceleration between points: the square of the speed is linear in s
-        a2, b2 = p.speed[i] ** 2, p.speed[i + 1] ** 2
-        return math.sqrt(max(a2 + f * (b2 - a2), 0.0))
+        a = p.max_acceleration
+        v0, v1 = float(p.speed[i]), float(p.speed[i + 1])
+        seg = p.segment_speed
+        cap = float(seg[i + 1]) if seg is not None else max(v0, v1)
+        return min(
+            max(cap, v0, v1),
+            math.sqrt(v0 * v0 + 2 * a * x),
+            math.sqrt(v1 * v1 + 2 * a * max(L - x, 0.0)),
+        )
 
     def step(
         self, dt: float, override: float = 1.0, offset: np.ndarray | None = None
@@ -92,7 +101,13 @@ class ToolpathFollower:
             # the profile speed half a step ahead: the midpoint rule, so the speed along the
             # path follows the planned acceleration without lagging it
             s_mid = min(self.s + 0.5 * (self.v + a * dt) * dt, self._s_end)
-            v_des = max(ov * self._profile_speed(s_mid), a * dt)  # creep into stop points
+            v_des = ov * self._profile_speed(s_mid)
+            if v_des < a * dt:
+                # the profile falls to zero at a stop point: creep into it at one tick's worth
+                # of acceleration, but never faster than the segment's own (overridden) feed
+                seg = self.plan.segment_speed
+                cap = ov * float(seg[min(self.i + 1, len(seg) - 1)]) if seg is not None else a * dt
+                v_des = max(v_des, min(a * dt, cap))
             v_new = min(max(v_des, self.v - a * dt), self.v + a * dt)
             s_new = self.s + 0.5 * (self.v + v_new) * dt
             k = bisect.bisect_right(self._stop_s, self.s + 1e-12)

@@ -61,7 +61,7 @@ class Cutter:
         if self.kind == "flat" and self.corner_radius != 0.0:
             raise ScenarioError(
                 f"a flat cutter has no corner radius, got {self.corner_radius!r} m "
-                "(use kind='bullnose')",
+                "(use the bullnose type)",
                 field="cutter.corner_radius",
             )
         if self.kind == "ball" and self.corner_radius not in (0.0, radius):

@@ -39,7 +39,7 @@ from robocell.errors import ScenarioError
 from robocell.machining.cutters import Cutter
 from robocell.machining.forces import Material, cutting_load
 from robocell.machining.stock import Cut, HeightField
-from robocell.machining.toolpath import FEED, RAPID, ToolpathPlan, plan_toolpath
+from robocell.machining.toolpath import RAPID, ToolpathPlan, plan_toolpath
 
 if TYPE_CHECKING:
     from robocell.cell.cell import Cell
@@ -53,9 +53,10 @@ class MachiningSetup:
     ``stock_pose`` is the world pose of the stock frame: its origin at the stock's corner
     (minimum x and y) on its bottom face, z up through the stock; the tool axis is the stock's
     -z (3-axis machining). ``stock_size`` (x, y, z) [m]; ``grid`` the height-field cell [m].
-    ``work_offsets`` maps ``G54``... to the program zero's pose in the stock frame (default:
-    G54 at the top face above the corner). ``tool_spin`` [rad] turns the TCP about the tool
-    axis (to keep the wrist comfortable). Speeds and accelerations in SI.
+    ``work_offsets`` maps ``G54``... to the program zero's pose in the stock frame (G54
+    defaults to the top face above the corner, also when other offsets are given).
+    ``tool_spin`` [rad] turns the TCP about the tool axis (to keep the wrist comfortable).
+    Speeds and accelerations in SI.
     """
 
     stock_pose: SE3
@@ -79,8 +80,8 @@ class MachiningSetup:
                 f"stock grid {self.grid} m must be > 0 and at most a quarter of the stock's "
                 f"width {min(self.stock_size[:2])} m"
             )
-        if not self.work_offsets:
-            self.work_offsets = {"G54": SE3(0, 0, self.stock_size[2])}
+        # G54 defaults to the top face above the stock frame's origin unless it is given
+        self.work_offsets = {"G54": SE3(0, 0, self.stock_size[2]), **self.work_offsets}
 
 
 class MachiningStation(Device):
@@ -139,6 +140,21 @@ class MachiningStation(Device):
                 field="robot",
             )
         robot = cell.robots[self.robot_name]
+        if not hasattr(robot, "set_tcp_load") or getattr(robot, "remote_name", None) is not None:
+            raise ScenarioError(
+                f"machining station '{self.name}': robot '{self.robot_name}' must be simulated "
+                "(the cutting force deflects the simulated arm; a robot behind the bridge only "
+                "mirrors its encoders)",
+                field="robot",
+            )
+        for mv in self.program.moves:
+            if mv.spindle_rpm > self.setup.spindle_max_rpm:
+                raise ScenarioError(
+                    f"{self.program.file}:{mv.line}: this move runs the spindle at "
+                    f"S{mv.spindle_rpm:g}, above its max_rpm "
+                    f"{self.setup.spindle_max_rpm:g} rev/min",
+                    field="spindle",
+                )
         self.robot = robot
         self.plan = plan_for(self, robot)
         self.nominal, self.rapid_cuts, self.predicted_force = cut_nominal(self)
@@ -188,27 +204,29 @@ class MachiningStation(Device):
         cmd = self._commanded_tip()
         feed_velocity = (cmd - self._prev_cmd) / dt
         self._prev_cmd = cmd
-        # the feed that sets the chip thickness: the commanded velocity, averaged like the
-        # engagement (see _engaged) so that path corrections of a few µm per tick do not read
-        # as feed changes
+        # the feed that sets the chip thickness: the commanded velocity, averaged over the time
+        # the tool needs to cross two grid cells, so that path corrections of a few µm per tick
+        # do not read as feed changes
         speed = max(float(np.linalg.norm(feed_velocity)), 1e-9)
-        tau = min(max(2.0 * self.setup.grid / speed, 0.01), 0.2)
-        self._feed += min(1.0, dt / tau) * (feed_velocity - self._feed)
+        share = min(1.0, dt / min(max(2.0 * self.setup.grid / speed, 0.01), 0.2))
+        self._feed += share * (feed_velocity - self._feed)
         feed_velocity = self._feed.copy()
         rpm = float(cell.signals.get(self._rpm_key, 0.0) or 0.0)
         force = np.zeros(3)
         power = 0.0
-        if cut.volume > 0:
-            self.removed += cut.volume
+        self.removed += cut.volume
+        engaged = self._engaged(p, cut, feed_velocity, share, dt)
+        if engaged is not None or cut.volume > 0:
+            # in the material: a crash (spindle stopped, shank cutting) counts once until the
+            # tool leaves the material again
             crash = rpm == 0.0 or cut.shank_contact
             if crash and not self._crash:
                 self.crashes += 1
                 why = "spindle stopped" if rpm == 0.0 else "cut deeper than the flutes"
                 cell.emit("tool_crash", station=self.name, reason=why, z=float(p[2]))
-            self._crash = crash
+            self._crash = self._crash or crash
         else:
             self._crash = False
-        engaged = self._engaged(p, cut, feed_velocity, dt)
         if engaged is not None and rpm != 0.0:
             load = cutting_load(
                 self.setup.material,
@@ -227,27 +245,31 @@ class MachiningStation(Device):
         sig[s["fx"]], sig[s["fy"]], sig[s["fz"]] = (float(x) for x in force)
         sig[s["power"]] = power
         sig[s["removed"]] = self.removed
-        self._rows.append([cell.time, *p.tolist(), *force.tolist(), power, cut.volume])
+        self._rows.append(
+            [cell.time, *p.tolist(), *force.tolist(), power, cut.volume, engaged is not None]
+        )
         if cell.done and self.done_t is None:
             self.done_t = cell.time
 
-    def _engaged(self, p: np.ndarray, cut: Cut, v: np.ndarray, dt: float) -> Cut | None:
-        """The cut the force is computed from: the engagement of the tool at ``p`` along the
-        commanded feed ``v`` (depth, width and side of the material ahead, measured on the
-        height field), and the plunge rate averaged over the time the tool needs to cross two
-        grid cells (10-200 ms).
+    def _engaged(
+        self, p: np.ndarray, cut: Cut, v: np.ndarray, share: float, dt: float
+    ) -> Cut | None:
+        """The cut the force is computed from, or None when the tool is not in the material:
+        the engagement of the tool at ``p`` along the commanded feed ``v`` (depth, width and
+        side of the material ahead, measured on the height field), and the plunge rate
+        averaged with the filter ``share`` of the feed.
 
         A tick moves the tool a few hundredths of a millimetre while the grid is tenths: the
         cells a single tick lowers come in bursts (a whole column, then nothing), so the plunge
         of one tick would jump between zero and several times its mean; the engagement ahead of
         the tool does not. Measuring it along the commanded feed keeps the deflection's
         tick-to-tick jitter from turning the force around."""
-        speed = max(float(np.linalg.norm(v)), 1e-9)
-        tau = min(max(2.0 * self.setup.grid / speed, 0.01), 0.2)
-        self._plunge += min(1.0, dt / tau) * (cut.plunge / dt - self._plunge)
+        self._plunge += share * (cut.plunge / dt - self._plunge)
         depth, width, direction = self.stock.engagement(self.setup.cutter, p, v[:2])
         plunge = self._plunge * dt
-        if width <= 0 and plunge <= 1e-15:
+        # in the material: material ahead of the tool, or removed this tick, or still plunging
+        # (the averaged plunge rate above 0.001 mm^3/s)
+        if not (width > 0 or cut.volume > 0 or self._plunge > 1e-12):
             return None
         return Cut(
             volume=cut.volume,
@@ -278,14 +300,16 @@ class MachiningStation(Device):
     # -- results ---------------------------------------------------------------------------------
     def series(self) -> dict[str, np.ndarray]:
         """Per tick: ``t`` [s], ``tip`` (k, 3) actual tool tip in the stock frame [m],
-        ``force`` (k, 3) on the tool, world frame [N], ``power`` [W], ``removed`` [m^3]."""
-        a = np.array(self._rows, float).reshape(-1, 9)
+        ``force`` (k, 3) on the tool, world frame [N], ``power`` [W], ``removed`` [m^3],
+        ``engaged`` (the tool was in the material: cutting)."""
+        a = np.array(self._rows, float).reshape(-1, 10)
         return {
             "t": a[:, 0],
             "tip": a[:, 1:4],
             "force": a[:, 4:7],
             "power": a[:, 7],
             "removed": a[:, 8],
+            "engaged": a[:, 9] > 0,
         }
 
     def programmed_path(self) -> tuple[np.ndarray, np.ndarray]:
@@ -374,7 +398,7 @@ def machining_kpis(st: MachiningStation) -> dict[str, Any]:
     over = np.clip(nom - act, 0, None)  # actual below nominal: material cut away that should stay
     under = np.clip(act - nom, 0, None)  # material left that should be gone
     fmag = np.linalg.norm(ser["force"], axis=1)
-    cutting = ser["removed"] > 0
+    cutting = ser["engaged"]
     dt = float(np.median(np.diff(ser["t"]))) if len(ser["t"]) > 1 else 0.0
     t_cut = float(cutting.sum()) * dt
     removed = float(st.removed)
@@ -412,30 +436,11 @@ def _nominal_removed(st: MachiningStation) -> float:
     return float(full.volume() - st.nominal.volume())
 
 
-def path_deviation(st: MachiningStation, ser: dict[str, np.ndarray]) -> np.ndarray:
-    """Per tick: distance [m] of the actual tool tip from the programmed cutting path, NaN
-    where the tool was not cutting."""
-    from scipy.spatial import cKDTree
-
-    P, kind = st.programmed_path()
-    cutting = ser["removed"] > 0
-    out = np.full(len(cutting), np.nan)
-    # the programmed cutting path, sampled every 20 µm
-    pts = []
-    for i in range(1, len(P)):
-        if kind[i] != FEED:
-            continue
-        d = float(np.linalg.norm(P[i] - P[i - 1]))
-        k = max(1, math.ceil(d / 2e-5))
-        f = np.linspace(0.0, 1.0, k + 1)[:, None]
-        pts.append(P[i - 1] + f * (P[i] - P[i - 1]))
-    if pts and cutting.any():
-        out[cutting] = cKDTree(np.vstack(pts)).query(ser["tip"][cutting])[0]
-    return out
-
-
 def _path_deviation(st: MachiningStation, ser: dict[str, np.ndarray]) -> dict[str, float]:
-    d = path_deviation(st, ser)
+    from robocell.record.machining_report import path_deviation
+
+    P, _ = st.programmed_path()
+    d = path_deviation(P, np.ones(len(P), bool), ser["tip"], ser["engaged"])
     d = d[np.isfinite(d)]
     if not d.size:
         return {"path_deviation_max_mm": 0.0, "path_deviation_rms_mm": 0.0}

@@ -81,6 +81,9 @@ class ToolpathPlan:
     R: np.ndarray
     feed_limits: list[FeedLimit] = field(default_factory=list)
     max_acceleration: float = 2.0
+    #: (N,) speed limit [m/s] of the segment that ends at each point (the programmed feed or
+    #: the rapid speed, lowered where a joint cannot follow); 0 at the first point
+    segment_speed: np.ndarray | None = None
 
     @property
     def duration(self) -> float:
@@ -118,7 +121,7 @@ def _world_polyline(
                 pts.append(R @ np.asarray(mv.start, float) + t)
                 lines.append(mv.line)
                 kinds.append(RAPID)
-                rpm.append(0.0)
+                rpm.append(mv.spindle_rpm * mv.spindle_dir)
                 dwell.append(0.0)
             dwell[-1] += float(mv.dwell)
             continue
@@ -301,7 +304,7 @@ def plan_toolpath(
                 f"[{math.degrees(lim.lower[j]):.1f}, {math.degrees(lim.upper[j]):.1f}] deg",
                 field="program",
             )
-        if i % 10 == 0 and kin.manipulability(q) < min_manipulability:
+        if kin.manipulability(q) < min_manipulability:
             raise KinematicsError(
                 f"line {line[i]}: point {_mm(P[i])} is too close to a singularity "
                 f"(manipulability {kin.manipulability(q):.2g})",
@@ -345,13 +348,17 @@ def plan_toolpath(
     for i in range(1, n):
         v[i] = min(v[i], math.sqrt(v[i - 1] ** 2 + a2 * ds[i - 1]))
     s = np.concatenate(([0.0], np.cumsum(ds)))
-    vm = 0.5 * (v[1:] + v[:-1])
-    dt = np.where(vm > 1e-12, ds / np.maximum(vm, 1e-12), 0.0)
-    # a segment that starts and ends at rest takes the time of an accelerate-decelerate move
-    rest = vm <= 1e-12
-    dt[rest] = 2 * np.sqrt(ds[rest] / max_acceleration)
-    t = np.concatenate(([0.0], np.cumsum(dt + dwell[1:])))
-    t[0] += dwell[0]
+    # time of each segment: accelerate from v0 to the peak speed, cruise, decelerate to v1
+    # (the peak is the segment's speed limit or, on a short segment, where the ramps meet)
+    a = max_acceleration
+    v0, v1 = v[:-1], v[1:]
+    vp = np.minimum(
+        np.maximum(capped, np.maximum(v0, v1)), np.sqrt(0.5 * (2 * a * ds + v0**2 + v1**2))
+    )
+    vp = np.maximum(vp, np.maximum(v0, v1))
+    cruise = np.maximum(ds - (2 * vp**2 - v0**2 - v1**2) / (2 * a), 0.0)
+    dt = (2 * vp - v0 - v1) / a + np.where(vp > 1e-12, cruise / np.maximum(vp, 1e-12), 0.0)
+    t = dwell[0] + np.concatenate(([0.0], np.cumsum(dt + dwell[1:])))
     return ToolpathPlan(
         points=P,
         s=s,
@@ -365,6 +372,7 @@ def plan_toolpath(
         R=np.asarray(tool_rotation, float),
         feed_limits=feed_limits,
         max_acceleration=max_acceleration,
+        segment_speed=np.concatenate(([0.0], capped)),
     )
 
 

@@ -56,6 +56,30 @@ def machining_kpi_rows(k: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def path_deviation(
+    path: np.ndarray, cutting_segment: np.ndarray, tip: np.ndarray, cutting: np.ndarray
+) -> np.ndarray:
+    """Distance [m] of each tool-tip sample ``tip`` (k, 3) from the programmed path, NaN where
+    ``cutting`` (k,) is False. ``path`` (N, 3) are the programmed points (same frame);
+    ``cutting_segment`` (N,) marks the points whose incoming segment counts as path."""
+    import math
+
+    from scipy.spatial import cKDTree
+
+    out = np.full(len(cutting), np.nan)
+    pts = []  # the programmed path, sampled every 20 µm
+    for i in range(1, len(path)):
+        if not cutting_segment[i]:
+            continue
+        d = float(np.linalg.norm(path[i] - path[i - 1]))
+        k = max(1, math.ceil(d / 2e-5))
+        f = np.linspace(0.0, 1.0, k + 1)[:, None]
+        pts.append(path[i - 1] + f * (path[i] - path[i - 1]))
+    if pts and cutting.any():
+        out[cutting] = cKDTree(np.vstack(pts)).query(tip[cutting])[0]
+    return out
+
+
 def write_machining_outputs(st: MachiningStation, out: Path, plots: bool = True) -> list[Path]:
     """``machining.npz`` (actual and nominal heights, per-tick tip, force, power) and plots."""
     out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +156,7 @@ def write_machining_outputs(st: MachiningStation, out: Path, plots: bool = True)
     Pf = np.where(feed[:, None], Pm, np.nan)
     a1.plot(Pf[:, 0], Pf[:, 1], color="tab:blue", lw=0.8, label="programmed (cutting)")
     tip = ser["tip"] * 1e3
-    cutting = ser["removed"] > 0
+    cutting = ser["engaged"]
     tc = np.where(cutting[:, None], tip, np.nan)
     a1.plot(tc[:, 0], tc[:, 1], color="tab:orange", lw=0.6, label="actual tool tip (cutting)")
     a1.set_aspect("equal")
@@ -140,9 +164,7 @@ def write_machining_outputs(st: MachiningStation, out: Path, plots: bool = True)
     a1.set_ylabel("stock y [mm]")
     a1.set_title("tool path, top view")
     a1.legend(fontsize=8)
-    from robocell.machining.device import path_deviation
-
-    dev = path_deviation(st, ser) * 1e3
+    dev = path_deviation(P, np.ones(len(P), bool), ser["tip"], cutting) * 1e3
     a2.plot(t, dev, lw=0.6, color="tab:orange")
     a2.set_xlabel("time [s]")
     a2.set_ylabel("distance from programmed path [mm]")
