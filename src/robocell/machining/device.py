@@ -40,6 +40,7 @@ from robocell.machining.cutters import Cutter
 from robocell.machining.forces import Material, cutting_load
 from robocell.machining.stock import Cut, HeightField
 from robocell.machining.toolpath import RAPID, ToolpathPlan, plan_toolpath
+from robocell.sim.world import pose_to_pb
 
 if TYPE_CHECKING:
     from robocell.cell.cell import Cell
@@ -166,8 +167,6 @@ class MachiningStation(Device):
             pb.GEOM_BOX, halfExtents=half, rgbaColor=[0.75, 0.78, 0.82, 1.0], physicsClientId=cid
         )
         centre = self.setup.stock_pose * SE3(*half)
-        from robocell.sim.world import pose_to_pb
-
         pos, orn = pose_to_pb(centre)
         self.body = pb.createMultiBody(
             baseMass=0.0,
