@@ -338,3 +338,10 @@ def test_compare_tabulates_machining_kpis() -> None:
         "machining_pocket.yaml",
         "machining_pocket_compensation.yaml",
     ]
+
+
+def test_validate_reports_the_planned_program() -> None:
+    r = _cli("validate", str(POCKET))
+    assert r.returncode == 0, r.stderr
+    assert "machining 'mill': pocket.ngc reachable at all" in r.stdout
+    assert "every feed held" in r.stdout

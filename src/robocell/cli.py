@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -278,12 +279,28 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 
     loaded = load_scenario(a.scenario)
     cell = cell_from_scenario(loaded)  # models, URDFs, controller and its planned paths
+    jobs = [
+        (n, d) for n, d in cell.devices.items() if getattr(d, "plan", None) is not None
+    ]  # machining stations: their programs are planned in full by now
     cell.close()
     s = loaded.scenario
     print(
         f"{a.scenario}: valid ({len(s.robots)} robot(s), {len(s.objects)} object(s), "
         f"{s.duration} s)"
     )
+    for name, st in jobs:
+        plan = st.plan
+        held = (
+            "every feed held"
+            if not plan.feed_limits
+            else "feed not held on line(s) " + ", ".join(str(f.line) for f in plan.feed_limits)
+        )
+        print(
+            f"  machining '{name}': {Path(st.program.file).name} reachable at all "
+            f"{len(plan.points)} path points, {plan.duration:.1f} s at full feed, {held}"
+        )
+        if plan.duration > s.duration:
+            print(f"  warning: the program needs {plan.duration:.1f} s, duration is {s.duration} s")
     return 0
 
 
