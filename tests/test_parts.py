@@ -11,6 +11,7 @@ import pybullet as pb
 import pytest
 from spatialmath import SE3
 
+from robocell.cell.build import cell_from_scenario
 from robocell.cell.cell import Cell
 from robocell.errors import ScenarioError
 from robocell.pnp.conveyor import Conveyor
@@ -21,7 +22,9 @@ from robocell.pnp.parts import (
     PartType,
     PoissonArrivals,
 )
+from robocell.scenario.loader import load_scenario
 
+ROOT = Path(__file__).resolve().parents[1]
 BOX = PartType("box", "box", size=(0.08, 0.06, 0.04), mass=0.2)
 CAN = PartType("can", "cylinder", radius=0.03, height=0.07, mass=0.15)
 
@@ -87,14 +90,44 @@ def test_poisson_arrivals_have_the_configured_mean_rate() -> None:
     assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.05)
 
 
+def test_poisson_arrivals_begin_at_their_start() -> None:
+    """``start`` shifts the whole seeded sequence: the gaps are the same draws."""
+    a, b = PoissonArrivals(30.0), PoissonArrivals(30.0, start_s=40.0)
+    ra, rb = np.random.default_rng(5), np.random.default_rng(5)
+    ta, tb = a.next_time(-math.inf, ra), b.next_time(-math.inf, rb)
+    assert tb == pytest.approx(ta + 40.0, abs=1e-12)
+    assert tb > 40.0
+    assert b.next_time(tb, rb) - tb == pytest.approx(a.next_time(ta, ra) - ta, abs=1e-12)
+
+
+def test_a_scenario_poisson_start_delays_the_first_part(tmp_path: Path) -> None:
+    text = (ROOT / "scenarios" / "pick_and_place.yaml").read_text()
+    old = "arrivals: {process: poisson, rate_per_min: 24}"
+    assert old in text
+    f = tmp_path / "late.yaml"
+    f.write_text(
+        text.replace(old, old[:-1] + ", start: 3.0}").replace(
+            "controllers/", f"{ROOT}/controllers/"
+        )
+    )
+    cell = cell_from_scenario(load_scenario(f))
+    try:
+        res = cell.run(4.0)
+    finally:
+        cell.close()
+    spawned = [e["t"] for e in res.events if e["kind"] == "spawned"]
+    assert spawned and min(spawned) >= 3.0
+
+
 @pytest.mark.parametrize(
     ("make", "field"),
     [
         (lambda: FixedInterval(0.0), "arrivals.interval_s"),
+        (lambda: PoissonArrivals(1.0, start_s=-2.0), "arrivals.start_s"),
         (lambda: PoissonArrivals(-1.0), "arrivals.rate_per_min"),
         (lambda: ListArrivals((0.0, 2.0, 1.0)), "arrivals.times_s[2]"),
     ],
-    ids=["zero-interval", "negative-rate", "unsorted-list"],
+    ids=["zero-interval", "negative-start", "negative-rate", "unsorted-list"],
 )
 def test_bad_arrivals_are_scenario_errors(make: object, field: str) -> None:
     with pytest.raises(ScenarioError) as err:

@@ -366,3 +366,22 @@ def test_documented_keys_are_the_model_keys() -> None:
     assert doc_keys - model_keys == set(), "documented keys the model does not have"
     top = {r[0].strip("`") for r in _table(text[text.index("\n## Top level\n") :], "key")}
     assert {"stations", "parts", "sensors", "ideal_cycle_time"} <= top
+
+
+def test_a_gripper_tool_takes_the_scenario_name_and_keeps_its_own_tcp(tmp_path: Path) -> None:
+    text = (ROOT / "scenarios" / "pick_and_place.yaml").read_text()
+    assert "      name: vacuum\n" in text
+    f = tmp_path / "named.yaml"
+    f.write_text(
+        text.replace("      name: vacuum\n", "      name: cup40\n").replace(
+            "controllers/", f"{ROOT}/controllers/"
+        )
+    )
+    cell = cell_from_scenario(load_scenario(f))
+    try:
+        tool = cell.robots["r1"].tool
+        assert tool.name == "cup40"
+        assert tool.tcp.t.tolist() == [0.0, 0.0, 0.12]  # the gripper's tcp_offset
+        assert tool.mass == 0.4 and tool.radius == 0.02  # the cup's own body
+    finally:
+        cell.close()

@@ -9,6 +9,7 @@ import importlib.util
 import inspect
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -125,11 +126,16 @@ def _robot_tool(loaded: LoadedScenario, i: int) -> Tool | None:
         return None
     if rs.tool.gripper is not None:
         try:
-            return _gripper(rs.tool.gripper).tool_spec()
+            return _named(_gripper(rs.tool.gripper).tool_spec(), rs.tool)
         except ScenarioError as exc:
             raise _located_in(loaded, ("robots", i, "tool", "gripper"), exc, GRIPPER_KEYS) from None
     tcp = rs.tool.tcp.se3() if rs.tool.tcp is not None else None
     return Tool(rs.tool.name, tcp, rs.tool.mass or 0.0, rs.tool.radius)
+
+
+def _named(tool: Tool, spec: Any) -> Tool:
+    """A gripper's tool under the name the scenario gives it (``tool.name``), if it gives one."""
+    return replace(tool, name=spec.name) if "name" in spec.model_fields_set else tool
 
 
 def _backend(spec: Any, base_dir: Path) -> dict[str, Any] | None:
@@ -244,6 +250,9 @@ def cell_from_scenario(
                 raise _located_in(
                     loaded, (*fld, "tool", "gripper"), exc, {"tool.tcp": "tcp_offset"}
                 ) from None
+            if grip is not None:
+                robot = cell.robots[rs.name]
+                robot.tool = _named(robot.tool, rs.tool)  # (a label: the TCP stays)
         for i, ob in enumerate(scn.objects):
             dims: dict[str, Any] = {}
             if ob.shape == "box":
@@ -433,7 +442,7 @@ def _add_pick_and_place(
             if ar.process == "fixed":
                 arrivals: Any = FixedInterval(ar.interval, ar.start)
             elif ar.process == "poisson":
-                arrivals = PoissonArrivals(ar.rate_per_min)
+                arrivals = PoissonArrivals(ar.rate_per_min, ar.start)
             else:
                 arrivals = ListArrivals(ar.times)
         except ScenarioError as exc:

@@ -270,6 +270,11 @@ class Arrivals(Protocol):
         ...
 
 
+def _start(start_s: float) -> None:
+    if not (math.isfinite(start_s) and start_s >= 0):
+        raise ScenarioError(f"start_s must be >= 0 s, got {start_s!r}", field="arrivals.start_s")
+
+
 @dataclass(frozen=True)
 class FixedInterval:
     """One part every ``interval_s`` [s], the first at ``start_s`` [s]."""
@@ -279,10 +284,7 @@ class FixedInterval:
 
     def __post_init__(self) -> None:
         _positive(self.interval_s, "interval_s", "arrivals.interval_s")
-        if not (math.isfinite(self.start_s) and self.start_s >= 0):
-            raise ScenarioError(
-                f"start_s must be >= 0 s, got {self.start_s!r}", field="arrivals.start_s"
-            )
+        _start(self.start_s)
 
     def next_time(self, after: float, rng: np.random.Generator) -> float | None:
         if after < self.start_s:
@@ -295,12 +297,14 @@ class FixedInterval:
 @dataclass(frozen=True)
 class PoissonArrivals:
     """Arrivals at random with a mean rate of ``rate_per_min`` [1/min] (exponential gaps; the
-    first gap counts from t = 0)."""
+    first gap counts from ``start_s`` [s])."""
 
     rate_per_min: float
+    start_s: float = 0.0
 
     def __post_init__(self) -> None:
         _positive(self.rate_per_min, "rate_per_min", "arrivals.rate_per_min")
+        _start(self.start_s)
 
     @property
     def mean_interval_s(self) -> float:
@@ -308,7 +312,7 @@ class PoissonArrivals:
         return 60.0 / self.rate_per_min
 
     def next_time(self, after: float, rng: np.random.Generator) -> float | None:
-        base = after if math.isfinite(after) else 0.0
+        base = after if math.isfinite(after) else self.start_s
         return base + float(rng.exponential(self.mean_interval_s))
 
 

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from robocell.errors import ScenarioError
-from robocell.scenario.model import Scenario
+from robocell.scenario.model import NAME_PATTERN, Scenario
 
 PathT = tuple[str | int, ...]
 
@@ -214,6 +214,8 @@ def _message(err: Mapping[str, Any], path: PathT, data: Any = None) -> str:
             return f"too few values: entry {err['loc'][-1]} is missing"
         return "required key is missing"
     msg = str(err["msg"])
+    if etype == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_PATTERN:
+        msg = "a name starts with a letter or '_' and holds only letters, digits, '_' and '-'"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     inp = err.get("input")

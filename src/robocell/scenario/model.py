@@ -28,6 +28,8 @@ NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Vec3 = tuple[Finite, Finite, Finite]
 Unit = Annotated[float, Field(ge=0, le=1)]
+#: Names of stations, sensors, objects and devices (they become signal and column names).
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 
 
 class _Model(BaseModel):
@@ -128,12 +130,16 @@ class ToolSpec(_Model):
     mass: NonNegFloat | None = Field(None, description="tool mass [kg]")
     radius: PositiveFloat = Field(0.03, description="radius of the tool body [m]")
 
-    @field_validator("tcp", "mass")
+    @field_validator("tcp", "mass", "radius")
     @classmethod
     def _gripper_owns_tcp(cls, v: Any, info: ValidationInfo) -> Any:
         if v is not None and info.data.get("gripper") is not None:
-            own = {"tcp": "gripper.tcp_offset", "mass": "gripper.mass"}[str(info.field_name)]
-            raise ValueError(f"a gripper sets the tool's {info.field_name} itself (use {own})")
+            own = {
+                "tcp": "use gripper.tcp_offset",
+                "mass": "use gripper.mass",
+                "radius": "from its cups or fingers",
+            }[str(info.field_name)]
+            raise ValueError(f"a gripper sets the tool's {info.field_name} itself ({own})")
         return v
 
 
@@ -167,7 +173,7 @@ class BackendSpec(_Model):
 class RobotSpec(_Model):
     """A robot in the cell."""
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     model: str = Field(description="library model (e.g. ur5e) or path to a URDF file")
     base: Pose = Field(default_factory=Pose)
     control_period: PositiveFloat = Field(0.002, description="control period [s]")
@@ -247,7 +253,7 @@ class ConveyorSpec(_Model):
     its local +x."""
 
     type: Literal["conveyor"]
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     pose: Pose
     length: PositiveFloat = Field(le=50.0, description="[m]")
     width: PositiveFloat = Field(le=5.0, description="[m]")
@@ -260,11 +266,11 @@ class ConveyorSpec(_Model):
 
 
 class BinSpec(_Model):
-    """An open box; ``pose`` is the centre of its floor, ``size`` its inner x, y and wall
-    height [m]."""
+    """An open box; ``pose`` is the centre of its floor, ``size`` its outer x, y and its wall
+    height above the floor [m]."""
 
     type: Literal["bin"]
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     pose: Pose
     size: Vec3
     wall: PositiveFloat = Field(0.01, description="wall thickness [m]")
@@ -284,7 +290,7 @@ class PalletSpec(_Model):
     """A pallet with a grid of slots; ``pose`` is the centre of its top surface."""
 
     type: Literal["pallet"]
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     pose: Pose
     rows: int = Field(ge=1, le=100)
     cols: int = Field(ge=1, le=100)
@@ -299,7 +305,7 @@ class FixtureSpec(_Model):
     """A fixture: ``pose`` is the seated part's pose, ``size`` the fixture block [m]."""
 
     type: Literal["fixture"]
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     pose: Pose
     size: Vec3
     tolerance: PositiveFloat = Field(0.005, description="accepted position error [m]")
@@ -339,7 +345,7 @@ class MachiningSpec(_Model):
     relative to the scenario file) out of ``stock``."""
 
     type: Literal["machining"]
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     robot: str | None = Field(None, description="robot holding the spindle (default: the first)")
     program: str = Field(description="G-code file, relative to the scenario file")
     lenient: bool = Field(False, description="skip unsupported G-code words with a warning")
@@ -396,7 +402,9 @@ class ArrivalsSpec(_Model):
     interval: PositiveFloat | None = Field(None, description="[s] (fixed)")
     rate_per_min: PositiveFloat | None = Field(None, description="mean arrivals per minute")
     times: list[NonNegFloat] | None = Field(None, description="arrival times [s] (list)")
-    start: NonNegFloat = Field(0.0, description="first arrival [s] (fixed)")
+    start: NonNegFloat = Field(
+        0.0, description="[s] first arrival (fixed), or when arrivals begin (poisson)"
+    )
 
     @field_validator("times")
     @classmethod
@@ -417,6 +425,8 @@ class ArrivalsSpec(_Model):
         for k in ("interval", "rate_per_min", "times"):
             if k != need and getattr(self, k) is not None:
                 raise ValueError(f"{self.process} arrivals take no '{k}' (they need '{need}')")
+        if self.process == "list" and "start" in self.model_fields_set:
+            raise ValueError("list arrivals take no 'start' (their times are absolute)")
         return self
 
 
@@ -444,7 +454,7 @@ class BeamSpec(_Model):
     between two points (``start``, ``end``)."""
 
     type: Literal["beam"]
-    name: str
+    name: str = Field(pattern=NAME_PATTERN)
     station: str | None = None
     at: NonNegFloat | None = Field(None, description="[m] from the belt start")
     height: PositiveFloat = Field(0.01, description="beam height above the belt [m]")
@@ -468,7 +478,7 @@ class PresenceSpec(_Model):
     """A presence sensor watching a box region."""
 
     type: Literal["presence"]
-    name: str
+    name: str = Field(pattern=NAME_PATTERN)
     pose: Pose
     size: Vec3
 
@@ -477,7 +487,7 @@ class CameraSpec(_Model):
     """A camera that reports part poses and types (``looks_at`` a station, or a region)."""
 
     type: Literal["camera"]
-    name: str
+    name: str = Field(pattern=NAME_PATTERN)
     looks_at: str | None = Field(None, description="station whose area the camera sees")
     region_pose: Pose | None = None
     region_size: Vec3 | None = None
@@ -494,6 +504,11 @@ class CameraSpec(_Model):
             raise ValueError("give either looks_at or region_pose and region_size")
         if self.region_pose is not None and self.region_size is None:
             raise ValueError("region_pose needs region_size")
+        if self.looks_at is not None and self.region_size is not None:
+            raise ValueError(
+                "a camera that looks_at a station sees the station's area; region_size goes "
+                "with region_pose"
+            )
         return self
 
 
