@@ -83,13 +83,15 @@ class Kinematics:
 
         Vectorised over k (the recorder turns a second of samples into TCP poses at once): a
         joint rotation only mixes two columns of the running transform, so it is applied as
-        such instead of as a full matrix product.
+        such instead of as a full matrix product, and a constant transform multiplies all k
+        matrices as one (4k, 4) x (4, 4) product (half the time of k small ones).
         """
         Q = np.asarray(Q, float)
-        T = np.broadcast_to(np.eye(4), (len(Q), 4, 4)).copy()
+        k = len(Q)
+        T = np.broadcast_to(np.eye(4), (k, 4, 4)).copy()
         for kind, val in self._chain():
             if kind == "const":
-                T = T @ val
+                T = (T.reshape(4 * k, 4) @ val).reshape(k, 4, 4)
             elif kind in ("Rx", "Ry", "Rz"):
                 i, j = {"Rz": (0, 1), "Rx": (1, 2), "Ry": (2, 0)}[kind]
                 q = Q[:, val, None]
