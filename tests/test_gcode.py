@@ -165,13 +165,22 @@ def test_incremental_mode() -> None:
 
 
 def test_inch_units_convert_lengths_and_feeds_exactly() -> None:
-    prog = parse("G20 G0 X1 Y2\nG1 X3 F10\nG21 G1 X10 F600\nM2")
+    prog = parse("G20 G0 X1 Y2\nG1 X3 F10\nG21\nG1 X10 F600\nM2")
     rapid, inch_feed, mm_feed = prog.moves
     assert rapid.end.tolist() == [0.0254, 2 * 0.0254, 0.0]
     assert inch_feed.end[0] == 3 * 0.0254
     assert inch_feed.feed == pytest.approx(10 * 0.0254 / 60, rel=1e-15)
     assert mm_feed.end[0] == pytest.approx(0.010, abs=1e-15)
     assert mm_feed.feed == pytest.approx(0.01, rel=1e-15)
+
+
+def test_an_f_beside_a_unit_change_is_in_the_units_before_it() -> None:
+    """LinuxCNC sets F before G20/G21 within a line, and a unit change keeps the feed's speed."""
+    (to_inch,) = parse("G21 G0 X0 Y0 Z0\nG20 F10\nG1 X1\nM2").moves[1:]
+    assert to_inch.feed == pytest.approx(10e-3 / 60, rel=1e-15)  # 10 mm/min
+    assert to_inch.end[0] == pytest.approx(0.0254, abs=1e-15)  # X in inch
+    (to_mm,) = parse("G20 G0 X0\nG21 F254\nG1 X1\nM2").moves[1:]
+    assert to_mm.feed == pytest.approx(254 * 0.0254 / 60, rel=1e-15)  # 254 inch/min
 
 
 def test_modal_motion_on_continuation_lines_and_state_per_move() -> None:
@@ -240,6 +249,32 @@ def test_g81_incremental_with_l_repeats_as_in_the_linuxcnc_manual() -> None:
         ("rapid", [13.0, 17.0, 4.8]),
         ("feed", [13.0, 17.0, 4.2]),
         ("rapid", [13.0, 17.0, 4.8]),
+    ]
+
+
+def test_g91_cycle_series_measures_r_from_where_the_series_started() -> None:
+    """LinuxCNC's cycle_il: in G91 every block of a series of cycles puts R above the level
+    where the series began (not above the previous retract), so all holes are alike."""
+    got = ends("G0 X0 Y0 Z0\nG91 G99 G81 X10 Z-5 R2 F100\nX10\nX10\nG80\nM2")
+    holes = [e for k, e in got if k == "feed"]
+    assert holes == [[10.0, 0.0, -3.0], [20.0, 0.0, -3.0], [30.0, 0.0, -3.0]]
+    assert {e[2] for k, e in got[1:] if k == "rapid"} == {2.0}  # R plane, every hole
+
+
+def test_g98_returns_to_the_level_the_series_started_from() -> None:
+    got = ends("G0 X0 Y0 Z10\nG99 G81 X0 Y0 Z-5 R2 F100\nG98 X10\nG80\nG0 X20\nG81 X30 Z-1 R3\nM2")
+    assert got[1:] == [
+        ("rapid", [0.0, 0.0, 2.0]),
+        ("feed", [0.0, 0.0, -5.0]),
+        ("rapid", [0.0, 0.0, 2.0]),  # G99: to R
+        ("rapid", [10.0, 0.0, 2.0]),
+        ("feed", [10.0, 0.0, -5.0]),
+        ("rapid", [10.0, 0.0, 10.0]),  # G98: to Z10, where the series began
+        ("rapid", [20.0, 0.0, 10.0]),
+        ("rapid", [30.0, 0.0, 10.0]),  # a new series (after G0) starts at Z10 again
+        ("rapid", [30.0, 0.0, 3.0]),
+        ("feed", [30.0, 0.0, -1.0]),
+        ("rapid", [30.0, 0.0, 10.0]),
     ]
 
 
@@ -362,6 +397,14 @@ def test_g28_without_a_home_is_rejected_clearly() -> None:
     assert e.value.line == 15 and e.value.word == "G28"  # line 1 is the %
 
 
+def test_line_numbers_may_have_a_fraction() -> None:
+    assert ends("N10.5 G0 X1\nN20 X2\nN30. X3\nM2") == [
+        ("rapid", [1.0, 0.0, 0.0]),
+        ("rapid", [2.0, 0.0, 0.0]),
+        ("rapid", [3.0, 0.0, 0.0]),
+    ]
+
+
 def test_block_delete_switch() -> None:
     text = "G0 X1\n/G0 X5\nM2"
     assert parse(text).moves[-1].end[0] == pytest.approx(0.005)
@@ -388,6 +431,8 @@ def test_block_delete_switch() -> None:
         ("G1 X F100", 1, "X", "has no number"),
         ("G0 G1 X1 F100", 1, "G1", "both in the motion group"),
         ("G0 X1\nG1 X2", 2, "F", "no feed rate"),
+        ("G0 X1\nG1", 2, "G1", "no feed rate"),
+        ("G0 Z5\nG82 X1 Y1 Z-2 R1 F100", 2, "G82", "needs a P word"),
         ("G0 X1 I2", 1, "I2", "not used"),
         ("G0 A90", 1, "A90", "rotary"),
         ("G17 G2 X1 Y1 K1 F100", 1, "K1", "not an offset of the XY plane"),

@@ -370,6 +370,9 @@ class _Interpreter:
         self.offset = "G54"
         self.retract_old_z = True  # G98
         self.sticky: dict[str, float] = {}  # canned cycle R, depth, Q, P (raw numbers)
+        # the tool-axis level where the current series of back-to-back cycles started [m]
+        # (LinuxCNC's cycle_il: G98 returns to it, G91 measures R from it)
+        self.cycle_level: float | None = None
         self.moves: list[Move] = []
         self.warnings: list[str] = []
         self.events: list[Event] = []
@@ -444,14 +447,14 @@ class _Interpreter:
                 return False
             code = code[1:]
         squeezed = "".join(code.split()).upper()  # spaces mean nothing outside comments
-        squeezed = re.sub(r"^N\d+", "", squeezed)
+        squeezed = re.sub(r"^N\d+(?:\.\d*)?", "", squeezed)  # (LinuxCNC ignores a fraction)
         if not squeezed:
             return False
         if squeezed.startswith("O"):
             if re.fullmatch(r"O\d+", squeezed):
                 self.number = squeezed
                 return False
-            o_text = " ".join(re.sub(r"^\s*[Nn]\d+\s*", "", code).split())
+            o_text = " ".join(re.sub(r"^\s*[Nn]\d+(?:\.\d*)?\s*", "", code).split())
             self._problem(
                 f"word '{o_text}' (O-word subroutines and control flow) is not supported; "
                 "only a program number such as 'O1001' on its own line is accepted",
@@ -629,9 +632,8 @@ class _Interpreter:
                 )
                 del vals[letter]
 
-        # LinuxCNC's order of execution within a line (units first so that F, S, axes agree)
-        if "units" in g:
-            self.unit = INCH if g["units"] == 200 else MM
+        # LinuxCNC's order of execution within a line: F is set before G20/G21 (so an F next
+        # to a unit change is in the units in force before it; the feed keeps its speed)
         if "F" in vals:
             f = vals["F"].value
             if f < 0:
@@ -667,6 +669,8 @@ class _Interpreter:
             self._dwell(vals)
         if "plane" in g:
             self.plane = {170: "XY", 180: "ZX", 190: "YZ"}[g["plane"]]
+        if "units" in g:
+            self.unit = INCH if g["units"] == 200 else MM
         if "tool length offset" in g:
             self._tool_length(g["tool length offset"], vals)
         if "work offset" in g:
@@ -684,6 +688,8 @@ class _Interpreter:
             self.sticky = {}  # a new canned cycle needs its R and depth again
         if "motion" in g:
             self.motion = g["motion"]
+        if motion is not None and motion not in _CYCLES:
+            self.cycle_level = None  # G0..G3 or G80 ends a series of cycles
         if home is not None:
             self._home(home, vals)
         elif motion is not None:
@@ -788,6 +794,12 @@ class _Interpreter:
 
     def _line_move(self, motion: int, vals: dict[str, _Word]) -> None:
         if not any(a in vals for a in _AXIS_LETTERS):
+            if motion == 10 and not self.feed > 0:  # LinuxCNC checks the feed first
+                self._problem(
+                    "no feed rate: program an F word before the first G1/G2/G3/cycle",
+                    "G1",
+                    skip_line=True,
+                )
             return  # "G1" or "G0" alone sets the mode only
         self._emit(_MOTION_NAMES[motion], self._target(vals))
 
@@ -910,6 +922,8 @@ class _Interpreter:
                 self._problem(f"'{name}' needs a {word} word", name, skip_line=True)
         if code == 830 and self.sticky["Q"] <= 0:
             self._problem(f"'{name}': Q (peck depth) must be > 0", "Q", skip_line=True)
+        if code == 820 and "P" not in self.sticky:
+            self._problem(f"'{name}' needs a P word (the dwell [s])", name, skip_line=True)
         dwell = self.sticky.get("P", 0.0) if code == 820 else 0.0
         if dwell < 0:
             self._problem(f"'{name}': P (dwell) must be >= 0", "P", skip_line=True)
@@ -921,7 +935,9 @@ class _Interpreter:
             else:
                 repeats = int(lw.value)
         u = self.unit
-        old = self.pos[c]
+        if self.cycle_level is None:
+            self.cycle_level = float(self.pos[c])
+        old = self.cycle_level  # where this series of cycles started
         pos_a, pos_b = self.pos[a], self.pos[b]
         if self.absolute:
             r = self.sticky["R"] * u
@@ -929,7 +945,7 @@ class _Interpreter:
             inc_a = inc_b = 0.0
             pos_a = vals[ca].value * u if ca in vals else pos_a
             pos_b = vals[cb].value * u if cb in vals else pos_b
-        else:  # LinuxCNC: R from the current position, the depth from R, X Y repeat as steps
+        else:  # LinuxCNC: R from the series' start level, the depth from R, X Y step
             r = old + self.sticky["R"] * u
             bottom = r + self.sticky["depth"] * u
             inc_a = vals[ca].value * u if ca in vals else 0.0
@@ -941,7 +957,7 @@ class _Interpreter:
                 "R",
                 skip_line=True,
             )
-        clear = old if (self.retract_old_z and old > r) else r
+        clear = old if (self.retract_old_z and old > r) else r  # G98: back to the start level
 
         def go(kind: str, coords: dict[int, float] | None = None) -> None:
             end = self.pos.copy()
@@ -952,7 +968,7 @@ class _Interpreter:
             elif not np.array_equal(end, self.pos):  # cycles skip moves of zero length
                 self._emit(kind, end)
 
-        if self.pos[c] < r:  # preliminary motion, once
+        if old < r:  # preliminary motion: from below the R plane straight up to it
             go("rapid", {c: r})
         for _ in range(repeats):
             pos_a, pos_b = pos_a + inc_a, pos_b + inc_b
