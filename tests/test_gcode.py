@@ -498,3 +498,14 @@ def test_cli_summarises_a_corpus_file(capsys) -> None:
     assert main(["gcode", str(path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["moves"]["arc"] == 10 and data["offsets"] == ["G54"]
+
+
+def test_file_habits_bom_control_bytes_f0_and_an_empty_program(tmp_path: Path) -> None:
+    bom = tmp_path / "bom.ngc"
+    bom.write_bytes("\ufeffG21 G0 X1\nM2\n".encode())
+    assert parse_file(bom).moves[0].end[0] == pytest.approx(0.001)  # the BOM is skipped
+    with pytest.raises(GCodeError, match=r"unexpected character 'U\+007F'"):
+        parse("G0 X1\x7f\nM2")
+    with pytest.raises(GCodeError, match=r"feed rate is 0 \(F0\)"):
+        parse("G0 X0\nG1 X1 F0\nM2")
+    assert any("no motion" in w for w in parse("(nothing here)\nM2").warnings)

@@ -3,6 +3,7 @@ the strategies, and `robocell gcode --scenario`."""
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -309,8 +310,28 @@ def _variant(tmp_path: Path, old: str, new: str, program: str | None = None) -> 
             "G21 G90\nG0 X10 Y10 Z5\nS30000 M3\nG1 Z-1 F300\nM30\n",
             ["bad.ngc:4", "S30000", "max_rpm 24000"],
         ),
+        (
+            "grid: 0.0005",
+            "grid: 0.000001",
+            None,
+            ["variant.yaml:23", "stations[0].stock.grid", "cells", "at least"],
+        ),
+        (
+            "StiffBaseline",
+            "StiffBaseline\n  params: {approach_speed: fast}",
+            None,
+            ["variant.yaml:31", "controller.params.approach_speed", "must be a number"],
+        ),
     ],
-    ids=["unknown-material", "negative-diameter", "missing-program", "gcode-error", "spindle"],
+    ids=[
+        "unknown-material",
+        "negative-diameter",
+        "missing-program",
+        "gcode-error",
+        "spindle",
+        "grid-too-fine",
+        "param-type",
+    ],
 )
 def test_a_broken_machining_scenario_names_file_line_and_field(
     tmp_path: Path, old: str, new: str, program: str | None, expected: list[str]
@@ -345,3 +366,30 @@ def test_validate_reports_the_planned_program() -> None:
     assert r.returncode == 0, r.stderr
     assert "machining 'mill': pocket.ngc reachable at all" in r.stdout
     assert "every feed held" in r.stdout
+
+
+def test_gcode_check_blames_the_program_not_the_scenario(tmp_path: Path) -> None:
+    far = tmp_path / "far.ngc"
+    far.write_text("G21 G90\nG0 X0 Y0 Z5\nS12000 M3\nG0 X900 Y0\nM30\n")
+    r = _cli("gcode", str(far), "--scenario", str(POCKET))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"robocell: error: {far}:4: ")
+    assert "out of reach" in r.stderr and "machining_pocket.yaml" in r.stderr
+    r = _cli("gcode", str(far), "--station", "mill")
+    assert r.returncode == 2 and "--scenario" in r.stderr
+
+
+def test_materials_command_lists_the_table() -> None:
+    r = _cli("materials")
+    assert r.returncode == 0
+    rows = {line.split()[0]: line.split()[1:3] for line in r.stdout.splitlines()[1:8]}
+    assert rows["aluminium_wrought"] == ["700", "0.25"]
+    assert rows["steel_c_lt_0_25"] == ["1350", "0.21"]
+
+
+def test_an_unfinished_program_is_flagged(tmp_path: Path) -> None:
+    r = _cli("run", str(POCKET), "--duration", "2", "--out", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    assert "program not finished" in r.stdout
+    kpis = json.loads((tmp_path / "run" / "kpis.json").read_text())
+    assert kpis["machining"]["program_finished"] is False

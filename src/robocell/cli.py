@@ -12,6 +12,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from robocell.scenario.loader import LoadedScenario
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("scenario")
     sub.add_parser("schema", help="print the JSON Schema of the scenario format")
     sub.add_parser("robots", help="list the robot library")
+    sub.add_parser("materials", help="list the workpiece materials of machining stations")
 
     sv = sub.add_parser(
         "serve", help="serve a scenario's cell over the ZeroMQ bridge (lockstep or real time)"
@@ -213,6 +218,25 @@ MACHINING_COMPARE_COLUMNS = (
     ("collisions", ("collisions_environment",), "{}"),
 )
 
+#: the columns of ``robocell compare`` for other cells (or a mix of kinds): the cell-wide KPIs
+MOTION_COMPARE_COLUMNS = (
+    ("cycles", ("cycles",), "{}"),
+    ("cycle s", ("cycle_time_s",), "{:.3f}"),
+    ("energy J", ("energy_j",), "{:.0f}"),
+    ("limit violations", ("limit_violations",), "{}"),
+    ("collisions", ("collisions_environment",), "{}"),
+    ("self-collisions", ("collisions_self",), "{}"),
+)
+
+
+def _scenario_kind(ld: LoadedScenario) -> str:
+    types = {st.type for st in ld.scenario.stations}
+    if "machining" in types:
+        return "machining"
+    if ld.scenario.parts:
+        return "pick-and-place"
+    return "motion"
+
 
 def _cmd_compare(a: argparse.Namespace) -> int:
     from robocell.api import run
@@ -227,9 +251,18 @@ def _cmd_compare(a: argparse.Namespace) -> int:
             seeds = [int(x) for x in a.seeds.split(",")]
         except ValueError:
             raise ScenarioError(f"--seeds must be integers, got {a.seeds!r}") from None
-    loaded = [load_scenario(f) for f in a.scenarios]  # every file is checked before any run
-    machining = all(any(st.type == "machining" for st in ld.scenario.stations) for ld in loaded)
-    columns = MACHINING_COMPARE_COLUMNS if machining else COMPARE_COLUMNS
+    from robocell.cell.build import cell_from_scenario
+
+    loaded = [load_scenario(f) for f in a.scenarios]
+    for ld in loaded:  # every cell is built (and its programs planned) before any run
+        cell_from_scenario(ld).close()
+    kinds = {_scenario_kind(ld) for ld in loaded}
+    columns = {
+        "machining": MACHINING_COMPARE_COLUMNS,
+        "pick-and-place": COMPARE_COLUMNS,
+    }.get(kinds.pop() if len(kinds) == 1 else "", MOTION_COMPARE_COLUMNS)
+    if len({_scenario_kind(ld) for ld in loaded}) > 1:
+        print("(cells of different kinds: comparing the cell-wide KPIs)", file=sys.stderr)
     rows = []
     for ld in loaded:
         for seed in seeds:
@@ -319,6 +352,8 @@ def _cmd_gcode(a: argparse.Namespace) -> int:
             home = []
         if len(home) != 3:
             raise ScenarioError(f"--g28-mm must be X,Y,Z in mm, got {a.g28_mm!r}")
+    if a.station and not a.scenario:
+        raise ScenarioError("--station names a station of --scenario; give --scenario too")
     program = parse_file(a.file, lenient=a.lenient, g28_home=home)
     check = None
     rapid = a.rapid_mm_min / 6e4
@@ -339,6 +374,18 @@ def _cmd_gcode(a: argparse.Namespace) -> int:
 
             print()
             print(format_check(check))
+    return 0
+
+
+def _cmd_materials() -> int:
+    from robocell.machining.forces import ISCAR_TABLE, MATERIALS
+
+    print(f"{'material':<22}{'kc1.1 [N/mm²]':>14}{'mc':>7}  source")
+    for m in MATERIALS.values():
+        src = m.source.replace(ISCAR_TABLE + ",", "[1]")
+        print(f"{m.name:<22}{m.kc11 * 1e-6:>14.0f}{m.mc:>7.2f}  {src}")
+    print(f"\n[1] {ISCAR_TABLE}")
+    print("Kienzle law: kc = kc1.1 * h^-mc (h = chip thickness in mm); see docs/machining.md")
     return 0
 
 
@@ -549,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.cmd == "robots":
             return _cmd_robots(args)
+        if args.cmd == "materials":
+            return _cmd_materials()
         if args.cmd == "gcode":
             return _cmd_gcode(args)
         if args.cmd == "serve":

@@ -572,6 +572,7 @@ def _add_machining(
             f"robot '{robot}' has a bridge backend; a machining robot must be simulated (the "
             "cutting force deflects the simulated arm, a remote robot only mirrors its encoders)",
         )
+    override = program is not None  # a program checked against this cell (robocell gcode)
     prog_path = Path(program if program is not None else st.program)
     if program is None and not prog_path.is_absolute():
         prog_path = loaded.base_dir / prog_path
@@ -614,7 +615,20 @@ def _add_machining(
     try:
         cell.add_device(MachiningStation(st.name, robot, program, setup))
     except KinematicsError as exc:
-        raise loaded.error((*fld, "program"), f"{prog_path}: {exc.message}") from None
+        m = re.match(r"line (\d+): (.*)", exc.message, re.S)
+        line, what = (int(m.group(1)), m.group(2)) if m else (None, exc.message)
+        if override:  # the program is at fault, not the scenario
+            raise ScenarioError(
+                f"{what} (in station '{st.name}' of {loaded.file})",
+                file=str(prog_path),
+                line=line,
+            ) from None
+        where = f"{prog_path}:{line}" if line else f"{prog_path}"
+        raise loaded.error((*fld, "program"), f"{where}: {what}") from None
+    except ScenarioError as exc:
+        if exc.field != "grid" or exc.file is not None:
+            raise
+        raise loaded.error((*fld, "stock", "grid"), exc.message) from None
 
 
 def _region_of(info: dict[str, Any]) -> tuple[Any, tuple[float, float, float]] | None:

@@ -39,7 +39,7 @@ def check_program(
             f"no machining station '{station}' in {loaded.file}; stations: "
             f"{', '.join(jobs) or 'none'}"
         )
-    cell = cell_from_scenario(loaded, programs={station: Path(program).resolve()})
+    cell = cell_from_scenario(loaded, programs={station: Path(program)})
     try:
         st = cell.devices[station]
         assert isinstance(st, MachiningStation) and st.plan is not None

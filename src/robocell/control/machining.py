@@ -154,6 +154,7 @@ class ProgramRunner:
 
     def __init__(self, ctx: Any, station: str | None = None, approach_speed: float = 0.5) -> None:
         from robocell.control.motion import JointMove
+        from robocell.control.targets import number
         from robocell.errors import ScenarioError
 
         jobs = {n: d for n, d in ctx.devices.items() if d.get("type") == "machining"}
@@ -169,10 +170,7 @@ class ProgramRunner:
                 f"no machining station '{station}'; stations: {', '.join(jobs) or 'none'}",
                 field="station",
             )
-        if not 0 < approach_speed <= 1:
-            raise ScenarioError(
-                f"approach_speed must be in (0, 1], got {approach_speed}", field="approach_speed"
-            )
+        approach_speed = number(approach_speed, "approach_speed", low=0, low_open=True, high=1)
         self.station = station
         self.info = jobs[station]
         self.robot = ctx.robot(self.info["robot"])

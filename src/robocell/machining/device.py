@@ -404,6 +404,7 @@ def machining_kpis(st: MachiningStation) -> dict[str, Any]:
     out: dict[str, Any] = {
         "program": st.program.file,
         "cycle_time_s": st.done_t,
+        "program_finished": st.done_t is not None,
         "planned_time_s": round(st.plan.duration, 6),
         "removed_volume_cm3": removed * 1e6,
         "nominal_removed_volume_cm3": _nominal_removed(st) * 1e6,

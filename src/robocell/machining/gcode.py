@@ -252,7 +252,7 @@ def parse_file(path: str | Path, *, lenient: bool = False, **kwargs: object) -> 
     """:func:`parse` the file at ``path`` (messages name it as given); keywords as for parse."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8", errors="replace")
+        text = p.read_text(encoding="utf-8-sig", errors="replace")  # (a BOM is skipped)
     except OSError as exc:
         raise GCodeError(f"cannot read the program: {exc.strerror}", file=str(path)) from None
     return parse(text, file=str(path), lenient=lenient, **kwargs)  # type: ignore[arg-type]
@@ -363,6 +363,7 @@ class _Interpreter:
         self.plane = "XY"
         self.motion = 800  # no motion mode until a G0/G1/G2/G3/G8x
         self.feed = 0.0  # m/s, 0 = not set
+        self.feed_word: str | None = None  # the F word that set it
         self.rpm = 0.0
         self.spindle_dir = 0
         self.tool = 0  # in the spindle
@@ -419,6 +420,8 @@ class _Interpreter:
             self.warnings.append(
                 f"{self.file}: the program has no M2/M30 or closing % (truncated file?)"
             )
+        if not any(m.kind != "dwell" for m in self.moves):
+            self.warnings.append(f"{self.file}: the program has no motion")
         for t in self.tools.values():
             t.spindle_rpm = tuple(
                 sorted(
@@ -525,7 +528,8 @@ class _Interpreter:
                 i = end
                 continue
             if not ch.isalpha():
-                self._problem(f"unexpected character '{ch}'", ch, skip_line=True)
+                shown = ch if ch.isprintable() else f"U+{ord(ch):04X}"
+                self._problem(f"unexpected character '{shown}'", shown, skip_line=True)
             if m is None:
                 self._problem(f"word '{ch}' has no number", ch, skip_line=True)
                 raise AssertionError  # unreachable: _problem raised
@@ -640,6 +644,7 @@ class _Interpreter:
                 self._problem(f"word '{vals['F'].text}': the feed must be >= 0", vals["F"].text)
             else:
                 self.feed = f * self.unit / 60.0
+                self.feed_word = vals["F"].text
         if "S" in vals:
             s = vals["S"].value
             if s < 0:
@@ -724,7 +729,7 @@ class _Interpreter:
         feed = self.feed if kind in ("feed", "arc") else 0.0
         if kind in ("feed", "arc") and not feed > 0:
             self._problem(
-                "no feed rate: program an F word before the first G1/G2/G3/cycle",
+                self._no_feed(),
                 "F",
                 skip_line=True,
             )
@@ -750,6 +755,11 @@ class _Interpreter:
             )
         )
         self.pos = end.copy()
+
+    def _no_feed(self) -> str:
+        if self.feed_word is not None:
+            return f"the feed rate is 0 ({self.feed_word}): a G1/G2/G3/cycle needs F > 0"
+        return "no feed rate: program an F word before the first G1/G2/G3/cycle"
 
     def _dwell(self, vals: dict[str, _Word]) -> None:
         p = vals.get("P")
@@ -796,7 +806,7 @@ class _Interpreter:
         if not any(a in vals for a in _AXIS_LETTERS):
             if motion == 10 and not self.feed > 0:  # LinuxCNC checks the feed first
                 self._problem(
-                    "no feed rate: program an F word before the first G1/G2/G3/cycle",
+                    self._no_feed(),
                     "G1",
                     skip_line=True,
                 )

@@ -82,6 +82,11 @@ class Cut:
 _NO_CUT = Cut(volume=0.0, depth=0.0, width=0.0, direction=_ZERO2, plunge=0.0, cells=0)
 
 
+#: Largest number of grid cells of a stock (each copy of the heights is 8 bytes a cell, and a
+#: run keeps a few: 10 million cells is a 100 x 100 mm block at 0.03 mm, or 1 m² at 0.3 mm).
+MAX_CELLS = 10_000_000
+
+
 class HeightField:
     """Dexel / z-map stock: one height per grid cell over a rectangle of the workpiece frame.
 
@@ -114,6 +119,13 @@ class HeightField:
                     f"stock {name} = {value!r} m is not a whole number of {cell!r} m cells; "
                     f"use {n * cell!r} or another cell size"
                 )
+        if nx * ny > MAX_CELLS:
+            finest = math.sqrt(size_x * size_y / MAX_CELLS)
+            raise ScenarioError(
+                f"a {cell!r} m grid makes {nx} x {ny} = {nx * ny:,} cells, more than the "
+                f"{MAX_CELLS:,} a stock may have; use a grid of at least {finest:.2g} m",
+                field="grid",
+            )
         self.cell = float(cell)
         self.origin = np.asarray(origin, dtype=float).reshape(2)
         self.bottom = float(bottom)

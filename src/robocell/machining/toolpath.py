@@ -299,14 +299,14 @@ def plan_toolpath(
         if bad.size:
             j = int(bad[0])
             raise KinematicsError(
-                f"line {line[i]}: point {_mm(P[i])} needs joint {j + 1} at "
+                f"line {line[i]}: point {_mm(P[i])} (world) needs joint {j + 1} at "
                 f"{math.degrees(q[j]):.1f} deg, outside its limits "
                 f"[{math.degrees(lim.lower[j]):.1f}, {math.degrees(lim.upper[j]):.1f}] deg",
                 field="program",
             )
         if kin.manipulability(q) < min_manipulability:
             raise KinematicsError(
-                f"line {line[i]}: point {_mm(P[i])} is too close to a singularity "
+                f"line {line[i]}: point {_mm(P[i])} (world) is too close to a singularity "
                 f"(manipulability {kin.manipulability(q):.2g})",
                 field="program",
             )

@@ -38,6 +38,10 @@ MACHINING_LABELS = {
 def machining_kpi_rows(k: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(label, value) rows of the KPI table for a machining summary."""
     rows: list[tuple[str, str]] = []
+    if k.get("program_finished") is False:
+        rows.append(
+            ("WARNING", "program not finished: the surface figures compare a part cut partly")
+        )
     for key, (label, unit, digits) in MACHINING_LABELS.items():
         v = k.get(key)
         if v is None:
@@ -46,6 +50,9 @@ def machining_kpi_rows(k: Mapping[str, Any]) -> list[tuple[str, str]]:
             continue
         text = f"{v:.{digits}f}" if isinstance(v, float) else str(v)
         rows.append((label, f"{text} {unit}".rstrip()))
+    peak, rated = k.get("peak_spindle_power_w"), k.get("spindle_power_limit_w")
+    if peak is not None and rated is not None and peak > rated:
+        rows.append(("WARNING", f"spindle power peaked at {peak:.0f} W, rated {rated:.0f} W"))
     if k.get("feed_limited_lines"):
         lines = ", ".join(str(n) for n in k["feed_limited_lines"][:8])
         rows.append(("feed not held on lines", lines))

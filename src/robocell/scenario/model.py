@@ -356,7 +356,7 @@ class MachiningSpec(_Model):
         "top face above the stock frame's origin)",
     )
     cutter: CutterSpec
-    material: str = Field(description="a name from the material table (robocell materials)")
+    material: str = Field(description="a name from the material table (`robocell materials`)")
     spindle: SpindleSpec = Field(default_factory=SpindleSpec)
     tool_spin_deg: Finite = Field(0.0, description="TCP rotation about the tool axis [deg]")
     rapid_speed: PositiveFloat = Field(0.25, le=5.0, description="G0 tool speed [m/s]")
