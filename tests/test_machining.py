@@ -393,3 +393,13 @@ def test_an_unfinished_program_is_flagged(tmp_path: Path) -> None:
     assert "program not finished" in r.stdout
     kpis = json.loads((tmp_path / "run" / "kpis.json").read_text())
     assert kpis["machining"]["program_finished"] is False
+
+
+def test_validate_warns_of_cuts_the_plan_already_shows_as_crashes(tmp_path: Path) -> None:
+    prog = "G21 G90\nG0 X10 Y10 Z5\nS12000 M3\nG1 Z-1 F300\nM5\nG1 X20 F300\nG0 Z5\nM30\n"
+    path = _variant(tmp_path, "seed: 1", "seed: 1", prog)
+    r = _cli("validate", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "cuts with the spindle stopped on line 6 (a tool crash)" in r.stdout
+    clean = _cli("validate", str(POCKET))
+    assert clean.returncode == 0 and "tool crash" not in clean.stdout

@@ -334,6 +334,14 @@ def _cmd_validate(a: argparse.Namespace) -> int:
         )
         if plan.duration > s.duration:
             print(f"  warning: the program needs {plan.duration:.1f} s, duration is {s.duration} s")
+        from robocell.machining.device import crash_summary
+
+        for text in crash_summary(st.crash_lines):
+            print(f"  warning: the program {text} (a tool crash)")
+        if st.rapid_cuts:
+            print(
+                f"  warning: rapid moves cut material on lines {', '.join(map(str, st.rapid_cuts))}"
+            )
     return 0
 
 

@@ -22,7 +22,7 @@ def check_program(
     outside the joint limits or too close to a singularity.
     """
     from robocell.cell.build import cell_from_scenario
-    from robocell.machining.device import MachiningStation
+    from robocell.machining.device import MachiningStation, crash_summary
     from robocell.scenario.loader import load_scenario
 
     loaded = load_scenario(scenario)
@@ -76,6 +76,7 @@ def check_program(
                 for fl in plan.feed_limits
             ],
             "rapid_moves_into_material": list(st.rapid_cuts),
+            "planned_crashes": crash_summary(st.crash_lines),
             "nominal_removed_volume_cm3": nominal * 1e6,
         }
     finally:
@@ -108,6 +109,8 @@ def format_check(c: dict[str, Any]) -> str:
             )
     else:
         lines.append("  feeds              every programmed feed is held")
+    for crash in c["planned_crashes"]:
+        lines.append(f"  WARNING            the program {crash} (a tool crash)")
     if c["rapid_moves_into_material"]:
         lines.append(
             "  WARNING            rapid moves cut material on lines "

@@ -112,6 +112,8 @@ class MachiningStation(Device):
         self._crash = False
         self.crashes = 0
         self.rapid_cuts: list[int] = []
+        #: (G-code line, why) of the cuts the nominal part already shows as crashes
+        self.crash_lines: list[tuple[int, str]] = []
         self.done_t: float | None = None
         self.removed = 0.0
         #: filtered plunge rate [m^3/s] and commanded feed velocity (3,) [m/s]
@@ -341,6 +343,23 @@ def plan_for(station: MachiningStation, robot: Any) -> ToolpathPlan:
     )
 
 
+def crash_summary(crash_lines: list[tuple[int, str]]) -> list[str]:
+    """``(line, why)`` pairs as one text per reason: "cuts with the spindle stopped on lines 8-9,
+    12"."""
+    out = []
+    for why in dict.fromkeys(w for _, w in crash_lines):
+        lines = sorted({ln for ln, w in crash_lines if w == why})
+        runs: list[list[int]] = []
+        for ln in lines:
+            if runs and ln == runs[-1][-1] + 1:
+                runs[-1].append(ln)
+            else:
+                runs.append([ln])
+        spans = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs)
+        out.append(f"{why} on line{'s' if len(lines) > 1 else ''} {spans}")
+    return out
+
+
 def cut_nominal(station: MachiningStation) -> tuple[HeightField, list[int], np.ndarray]:
     """The nominal part: the planned path swept by a rigid machine through a fresh stock.
 
@@ -367,6 +386,13 @@ def cut_nominal(station: MachiningStation) -> tuple[HeightField, list[int], np.n
                 rapid_lines.append(ln)
             continue
         rpm = float(plan.spindle_rpm[i])
+        why = (
+            "cuts with the spindle stopped"
+            if rpm == 0.0
+            else ("cuts deeper than the flute length" if cut.shank_contact else "")
+        )
+        if why and (int(plan.line[i]), why) not in station.crash_lines:
+            station.crash_lines.append((int(plan.line[i]), why))
         dt = float(dts[i - 1])
         if rpm == 0.0 or dt <= 0:
             continue
@@ -423,6 +449,7 @@ def machining_kpis(st: MachiningStation) -> dict[str, Any]:
         "undercut_volume_mm3": float(under.sum() * cell_area * 1e9),
         "tool_crashes": st.crashes,
         "rapid_moves_into_material": st.rapid_cuts,
+        "planned_crashes": crash_summary(st.crash_lines),
         "feed_limited_lines": [fl.line for fl in st.plan.feed_limits],
     }
     out.update(_path_deviation(st, ser))

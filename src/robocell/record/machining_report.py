@@ -56,6 +56,8 @@ def machining_kpi_rows(k: Mapping[str, Any]) -> list[tuple[str, str]]:
     if k.get("feed_limited_lines"):
         lines = ", ".join(str(n) for n in k["feed_limited_lines"][:8])
         rows.append(("feed not held on lines", lines))
+    for text in k.get("planned_crashes") or []:
+        rows.append(("WARNING", f"the program {text} (a tool crash)"))
     if k.get("rapid_moves_into_material"):
         rows.append(
             ("rapid moves into material", ", ".join(map(str, k["rapid_moves_into_material"])))
