@@ -266,7 +266,7 @@ def test_gcode_check_names_the_unreachable_line(tmp_path: Path) -> None:
     prog.write_text("G21 G90\nG0 X0 Y0 Z5\nG1 Z-1 F300\nX900 F600\nM30\n")
     r = _cli("gcode", str(prog), "--scenario", str(POCKET))
     assert r.returncode == 2
-    assert "line 4" in r.stderr and "Traceback" not in r.stderr
+    assert f"{prog}:4: " in r.stderr and "Traceback" not in r.stderr
 
 
 def _variant(tmp_path: Path, old: str, new: str, program: str | None = None) -> Path:
