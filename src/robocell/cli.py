@@ -23,6 +23,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"robocell: error: {message}\n")
 
 
+def _positive(text: str) -> float:
+    """An option that must be a finite number > 0 (argparse reports it with exit code 2)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not (0 < v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return v
+
+
+def _seed(text: str) -> int:
+    """A seed: a whole number 0 .. 2**32 - 1, as the scenario's ``seed``."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= v < 2**32:
+        raise argparse.ArgumentTypeError(f"must be 0 .. 4294967295, got {text!r}")
+    return v
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="robocell", description="Simulate and test industrial robot cells.")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -30,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario headless and print its KPIs")
     r.add_argument("scenario")
-    r.add_argument("--duration", type=float, help="cell time to simulate [s]")
-    r.add_argument("--seed", type=int, help="override the scenario seed")
+    r.add_argument("--duration", type=_positive, help="cell time to simulate [s]")
+    r.add_argument("--seed", type=_seed, help="override the scenario seed")
     r.add_argument("--out", help="run directory (default: runs/<scenario name>)")
     r.add_argument("--gui", action="store_true", help="show pybullet's GUI")
     r.add_argument(
@@ -46,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="render the run headless to FILE (.mp4 or .gif; TinyRenderer, ~0.1 s per frame)",
     )
-    r.add_argument("--video-fps", type=float, default=10.0, help="frames per second of cell time")
+    r.add_argument(
+        "--video-fps", type=_positive, default=10.0, help="frames per second of cell time"
+    )
     r.add_argument(
         "--video-size", default="480x360", help="frame size WIDTHxHEIGHT in px (default 480x360)"
     )
@@ -55,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         "compare", help="run scenarios (strategies) on the same seeds and tabulate their KPIs"
     )
     c.add_argument("scenarios", nargs="+")
-    c.add_argument("--duration", type=float, help="cell time of each run [s]")
+    c.add_argument("--duration", type=_positive, help="cell time of each run [s]")
     c.add_argument(
         "--seeds", default=None, help="comma-separated seeds (default: each scenario's own)"
     )
@@ -82,10 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ"
     )
-    sv.add_argument("--watchdog", type=float, help="real time: stale-command timeout [s]")
-    sv.add_argument("--duration", type=float, help="cell time to serve [s] (default: no limit)")
-    sv.add_argument("--idle-timeout", type=float, help="stop after this long without requests [s]")
-    sv.add_argument("--seed", type=int, help="override the scenario seed")
+    sv.add_argument("--watchdog", type=_positive, help="real time: stale-command timeout [s]")
+    sv.add_argument("--duration", type=_positive, help="cell time to serve [s] (default: no limit)")
+    sv.add_argument(
+        "--idle-timeout", type=_positive, help="stop after this long without requests [s]"
+    )
+    sv.add_argument("--seed", type=_seed, help="override the scenario seed")
     sv.add_argument("--out", help="run directory (default: runs/<scenario name>-bridge)")
     sv.add_argument("--ready-file", help=argparse.SUPPRESS)  # tests: written once bound
 
@@ -94,11 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument("scenario")
     d.add_argument("--connect", default="tcp://127.0.0.1:5555", help="the server's endpoint")
-    d.add_argument("--duration", type=float, help="cell time [s] (default: the scenario's)")
-    d.add_argument("--seed", type=int, help="override the scenario seed")
+    d.add_argument("--duration", type=_positive, help="cell time [s] (default: the scenario's)")
+    d.add_argument("--seed", type=_seed, help="override the scenario seed")
     d.add_argument("--key", metavar="SECRET", help="this client's CurveZMQ .key_secret file")
     d.add_argument("--server-key", metavar="PUBLIC", help="the server's public .key file")
-    d.add_argument("--timeout", type=float, default=10.0, help="reply timeout [s]")
+    d.add_argument("--timeout", type=_positive, default=10.0, help="reply timeout [s]")
     d.add_argument("--json", action="store_true", help="print the KPIs as JSON")
 
     sr = sub.add_parser(
@@ -115,15 +141,17 @@ def _parser() -> argparse.ArgumentParser:
     sr.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback bind without keys"
     )
-    sr.add_argument("--watchdog", type=float, help="real time: stale-command timeout [s]")
-    sr.add_argument("--idle-timeout", type=float, help="stop after this long without requests [s]")
+    sr.add_argument("--watchdog", type=_positive, help="real time: stale-command timeout [s]")
+    sr.add_argument(
+        "--idle-timeout", type=_positive, help="stop after this long without requests [s]"
+    )
     sr.add_argument("--ready-file", help=argparse.SUPPRESS)
 
     gc = sub.add_parser("gcode", help="interpret a G-code program (LinuxCNC) and summarise it")
     gc.add_argument("file")
     gc.add_argument("--lenient", action="store_true", help="skip unsupported words with a warning")
     gc.add_argument(
-        "--rapid-mm-min", type=float, default=10000.0, help="speed of rapid moves [mm/min]"
+        "--rapid-mm-min", type=_positive, default=10000.0, help="speed of rapid moves [mm/min]"
     )
     gc.add_argument(
         "--g28-mm", metavar="X,Y,Z", help="the G28 position in program coordinates [mm]"
@@ -562,7 +590,11 @@ def _bridge_summary(rep: dict) -> str:
 
 def _cmd_drive(a: argparse.Namespace) -> int:
     from robocell.bridge.client import Client, context_from_scenario, drive
+    from robocell.bridge.security import check_endpoint
+    from robocell.scenario.loader import load_scenario
 
+    load_scenario(a.scenario)  # a broken file is reported before any connection is tried
+    check_endpoint(a.connect)
     with Client(
         a.connect,
         name="robocell-drive",
@@ -584,12 +616,26 @@ def _cmd_drive(a: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE") and argv is None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `robocell schema | head` ends quietly
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # a bad option (exit 2, already reported) or --help (0)
+        return exc.code if isinstance(exc.code, int) else 2
     from robocell.errors import RobocellError
 
+    if argv is None and args.cmd in ("run", "compare", "drive", "validate", "gcode"):
+        # stopped by `timeout`, CI or `docker stop`: end like Ctrl-C (the recording is closed)
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         if args.cmd == "run":
             return _cmd_run(args)
@@ -621,7 +667,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"robocell: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, _Terminated):
+            print("robocell: terminated (SIGTERM)", file=sys.stderr)
+            return 143
         print("robocell: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1

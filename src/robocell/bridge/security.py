@@ -220,6 +220,24 @@ def is_loopback(endpoint: str) -> bool:
     return ip.is_loopback
 
 
+def check_endpoint(endpoint: str) -> None:
+    """Raise BridgeError (exit code 2) unless ``endpoint`` is a ZeroMQ endpoint this product
+    uses: ``tcp://HOST:PORT`` (port 0..65535 or ``*``), ``ipc://PATH`` or ``inproc://NAME``."""
+    m = re.fullmatch(r"(tcp|ipc|inproc)://(.+)", endpoint)
+    if m is None:
+        raise BridgeError(
+            f"{endpoint!r} is not a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH or inproc://NAME)",
+            exit_code=2,
+        )
+    if m.group(1) == "tcp":
+        host, _, port = m.group(2).rpartition(":")
+        if not host or not (port == "*" or (port.isdigit() and int(port) <= 65535)):
+            raise BridgeError(
+                f"{endpoint}: a tcp endpoint needs a port 0..65535 (or *), as tcp://127.0.0.1:5555",
+                exit_code=2,
+            )
+
+
 def check_bind(endpoint: str, secure: bool, insecure: bool) -> None:
     """Refuse a non-loopback bind without CurveZMQ unless ``insecure``.
 
@@ -232,6 +250,7 @@ def check_bind(endpoint: str, secure: bool, insecure: bool) -> None:
         BridgeError: (exit code 2) the bind would expose the cell without keys; the message says
             how to fix it.
     """
+    check_endpoint(endpoint)
     if secure or insecure or is_loopback(endpoint):
         return
     raise BridgeError(

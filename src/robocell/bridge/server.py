@@ -243,8 +243,11 @@ class SimServer:
             )
         ctx = zmq.Context()
         self._ctx = ctx
+        made: list[zmq.Socket[Any]] = []  # closed if a bind fails (else the context never ends)
+        bind = self.bind
         try:
             sock = ctx.socket(zmq.ROUTER)
+            made.append(sock)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, HARD_MAX_MESSAGE)
             sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
@@ -254,7 +257,9 @@ class SimServer:
             self.endpoint = _bind(sock, self.bind)
             self._sock = sock
             if self.pub_bind is not None:
+                bind = self.pub_bind
                 pub = ctx.socket(zmq.PUB)
+                made.append(pub)
                 pub.setsockopt(zmq.LINGER, 0)
                 pub.setsockopt(zmq.SNDHWM, 1000)
                 if self.security is not None:
@@ -262,8 +267,11 @@ class SimServer:
                 self.pub_endpoint = _bind(pub, self.pub_bind)
                 self._pubsock = pub
         except zmq.ZMQError as exc:
+            for s in made:
+                s.close(0)
+            self._sock = self._pubsock = None
             self.close()
-            raise BridgeError(f"cannot bind {self.bind}: {exc}", exit_code=2) from None
+            raise BridgeError(f"cannot bind {bind}: {exc}", exit_code=2) from None
         meta = {
             **self.metadata,
             "bridge_mode": self.mode,

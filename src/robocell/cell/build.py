@@ -114,6 +114,8 @@ def make_controller(cls: type, params: dict[str, Any], loaded: LoadedScenario | 
         raise err(key, getattr(exc, "message", str(exc))) from None
     except (TypeError, ValueError, RobocellError) as exc:
         raise err(None, f"{cls.__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's code: say whose, in one line
+        raise err(None, f"{cls.__name__}() raised {type(exc).__name__}: {exc}") from None
     if not isinstance(ctrl, Controller):
         raise err(None, f"{cls.__name__} is not a controller (needs reset() and step())")
     return ctrl
@@ -307,6 +309,11 @@ def cell_from_scenario(
             except (RobocellError, TypeError, ValueError) as exc:
                 name = type(cell.controller).__name__
                 raise loaded.error(("controller",), f"{name}.reset() failed: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - the user's code: say whose, in one line
+                name = type(cell.controller).__name__
+                raise loaded.error(
+                    ("controller",), f"{name}.reset() raised {type(exc).__name__}: {exc}"
+                ) from None
     except BaseException:
         cell.close()
         raise

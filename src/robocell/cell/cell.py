@@ -31,7 +31,7 @@ from robocell.control.controller import (
 from robocell.errors import RobocellError, ScenarioError
 from robocell.record.kpis import MotionKpis
 from robocell.record.pnp_kpis import PnpKpis
-from robocell.record.recorder import Recorder, robot_columns
+from robocell.record.recorder import Recorder, clear_run_outputs, robot_columns
 from robocell.robot.interface import JointCommand, Robot, Tool
 from robocell.robot.library import RobotModel, load_model
 from robocell.robot.sim_robot import SimRobot
@@ -492,7 +492,13 @@ class Cell:
                 "robots": ",".join(self.robots),
             }
             meta.update(metadata or {})
-            self._recorder = Recorder(out_dir, columns, meta)
+            try:
+                clear_run_outputs(out_dir)
+                self._recorder = Recorder(out_dir, columns, meta)
+            except OSError as exc:
+                raise ScenarioError(
+                    f"cannot write the run directory {out_dir}: {exc.strerror or exc}"
+                ) from None
         self._started = True
         self._obs = self._observe(tuple(self.robots))
         self._sample()

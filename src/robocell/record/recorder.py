@@ -38,6 +38,39 @@ def robot_columns(name: str, dof: int) -> list[tuple[str, int]]:
     return [(f"{name}.{c}", dof if w is None else w) for c, w in ROBOT_COLUMNS.items()]
 
 
+#: Files a run writes into its directory (``joints_<robot>.png`` too): a new run removes those
+#: an earlier run left there, so the directory never mixes two runs.
+RUN_OUTPUTS = (
+    "kpis.json",
+    RECORDING_FILE,
+    EVENTS_FILE,
+    "events.csv",
+    "machining.npz",
+    "bridge.json",
+    "bridge_commands.arrows",
+    "bridge_ticks.arrows",
+    "bridge_jitter.png",
+    "tcp_path.png",
+    "throughput.png",
+    "cycle_times.png",
+    "activity.png",
+    "surface_error.png",
+    "cutting_force.png",
+    "toolpath.png",
+)
+
+
+def clear_run_outputs(out_dir: str | Path) -> None:
+    """Create ``out_dir`` and remove the outputs of an earlier run in it (other files stay)."""
+    d = Path(out_dir)
+    if d.exists() and not d.is_dir():
+        raise NotADirectoryError(20, "it is a file, not a directory")
+    d.mkdir(parents=True, exist_ok=True)
+    for p in [*(d / n for n in RUN_OUTPUTS), *d.glob("joints_*.png")]:
+        if p.is_file():
+            p.unlink()
+
+
 class Recorder:
     """Appends blocks of samples to an Arrow stream and events to a JSON-lines file.
 

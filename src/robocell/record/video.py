@@ -282,7 +282,16 @@ class VideoRecorder(Device):
         view = target - eye
         if np.linalg.norm(np.cross(view, self._up)) < 1e-6 * np.linalg.norm(view):
             self._up = np.array([0.0, 1.0, 0.0])  # looking straight down: world y is up
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # (ffmpeg would find out only at the first frame, and die on a broken pipe)
+            if self.path.is_dir():
+                raise IsADirectoryError(21, "it is a directory")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "wb"):
+                pass
+        except OSError as exc:
+            raise ScenarioError(
+                f"cannot write video {self.path}: {exc.strerror or exc}", field="video"
+            ) from None
         if self.format == "gif":
             sink: _GifSink | _Mp4Sink = _GifSink(self.path, 1000.0 / self.fps)
         else:

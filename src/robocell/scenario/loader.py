@@ -77,8 +77,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     pass
 
 
+#: Most YAML nodes (aliases counted each time they are used) and deepest nesting of a scenario:
+#: far above any real cell, they stop "billion laughs" alias bombs and runaway nesting.
+MAX_NODES = 200_000
+MAX_DEPTH = 100
+
+
 def _walk(node: yaml.Node, path: PathT, lines: dict[PathT, int], file: str) -> Any:
     """Node tree -> Python data, recording the 1-based line of every path."""
+    if len(lines) >= MAX_NODES or len(path) > MAX_DEPTH:
+        what = (
+            f"more than {MAX_NODES:,} values (aliases counted where used)"
+            if len(lines) >= MAX_NODES
+            else f"nested more than {MAX_DEPTH} levels deep"
+        )
+        raise ScenarioError(f"the scenario is {what}", file=file, line=node.start_mark.line + 1)
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -111,6 +124,10 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[PathT, int]]:
     """YAML text -> (data, line of each path). Raises ScenarioError on a syntax error."""
     try:
         root = yaml.compose(text, Loader=_UniqueKeyLoader)
+    except RecursionError:
+        raise ScenarioError(
+            f"the YAML is nested more than {MAX_DEPTH} levels deep", file=file
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -278,11 +295,17 @@ MAX_EXTENDS = 8
 
 def _read(p: Path) -> tuple[Any, dict[PathT, int]]:
     if not p.is_file():
-        raise ScenarioError("scenario file not found", file=str(p))
+        what = "is a directory, not a scenario file" if p.is_dir() else "scenario file not found"
+        raise ScenarioError(what, file=str(p))
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read the file: {exc}", file=str(p)) from None
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"the file is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+            file=str(p),
+        ) from None
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the file: {exc.strerror or exc}", file=str(p)) from None
     data, lines = parse_yaml(text, str(p))
     if data is None:
         raise ScenarioError("the scenario file is empty", file=str(p), line=1)

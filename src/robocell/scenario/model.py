@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -565,8 +566,8 @@ class Scenario(_Model):
     @field_validator("robots")
     @classmethod
     def _unique_robots(cls, v: list[RobotSpec]) -> list[RobotSpec]:
-        names = [r.name for r in v]
-        dup = {n for n in names if names.count(n) > 1}
+        counts = Counter(r.name for r in v)
+        dup = {n for n, c in counts.items() if c > 1}
         if dup:
             raise ValueError(f"robot names must be unique: {', '.join(sorted(dup))}")
         return v
