@@ -284,6 +284,11 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     loaded = [load_scenario(f) for f in a.scenarios]
     for ld in loaded:  # every cell is built (and its programs planned) before any run
         cell_from_scenario(ld).close()
+    names = [ld.file.name for ld in loaded]
+    # rows are named by file name, or by path where two files share a name
+    label = {
+        ld.file: str(ld.file) if names.count(ld.file.name) > 1 else ld.file.name for ld in loaded
+    }
     kinds = {_scenario_kind(ld) for ld in loaded}
     columns = {
         "machining": MACHINING_COMPARE_COLUMNS,
@@ -300,7 +305,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
             )
             res = run(ld, duration=a.duration, seed=seed, write=False)
             row: dict[str, object] = {
-                "scenario": ld.file.name,
+                "scenario": label[ld.file],
                 "seed": ld.scenario.seed if seed is None else seed,
             }
             for head, path, _ in columns:
@@ -627,8 +632,15 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE") and argv is None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `robocell schema | head` ends quietly
+    words = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in words  # (accepted after the command too)
+    words = [w for w in words if w != "--debug"]
+    if not words:
+        _parser().print_help(sys.stderr)
+        return 2
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(words)
+        args.debug = debug
     except SystemExit as exc:  # a bad option (exit 2, already reported) or --help (0)
         return exc.code if isinstance(exc.code, int) else 2
     from robocell.errors import RobocellError
