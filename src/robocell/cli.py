@@ -276,9 +276,11 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     seeds: list[int | None] = [None]
     if a.seeds:
         try:
-            seeds = [int(x) for x in a.seeds.split(",")]
-        except ValueError:
-            raise ScenarioError(f"--seeds must be integers, got {a.seeds!r}") from None
+            seeds = [_seed(x) for x in a.seeds.split(",")]
+        except argparse.ArgumentTypeError:
+            raise ScenarioError(
+                f"--seeds must be whole numbers 0 .. 4294967295, got {a.seeds!r}"
+            ) from None
     from robocell.cell.build import cell_from_scenario
 
     loaded = [load_scenario(f) for f in a.scenarios]
@@ -290,11 +292,12 @@ def _cmd_compare(a: argparse.Namespace) -> int:
         ld.file: str(ld.file) if names.count(ld.file.name) > 1 else ld.file.name for ld in loaded
     }
     kinds = {_scenario_kind(ld) for ld in loaded}
+    kind = next(iter(kinds)) if len(kinds) == 1 else "mixed"
     columns = {
         "machining": MACHINING_COMPARE_COLUMNS,
         "pick-and-place": COMPARE_COLUMNS,
-    }.get(kinds.pop() if len(kinds) == 1 else "", MOTION_COMPARE_COLUMNS)
-    if len({_scenario_kind(ld) for ld in loaded}) > 1:
+    }.get(kind, MOTION_COMPARE_COLUMNS)
+    if kind == "mixed":
         print("(cells of different kinds: comparing the cell-wide KPIs)", file=sys.stderr)
     rows = []
     for ld in loaded:
