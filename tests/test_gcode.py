@@ -142,10 +142,21 @@ def test_absolute_arc_centres_g90_1() -> None:
 
 
 def test_arc_radius_mismatch_beyond_linuxcnc_tolerance_is_rejected() -> None:
-    # start radius 5, end radius hypot(5, 1) = 5.099: 0.099 mm > 0.005 mm and > 0.1 %
+    # start radius 5, end radius hypot(5, 1) = 5.099: 0.099 mm > 0.0283 mm and > 0.1 %
     with pytest.raises(GCodeError, match="differs from the radius") as e:
         parse("G0 X0 Y0\nG2 X10 Y1 I5 J0 F100\nM2")
     assert e.value.line == 2
+    # LinuxCNC's limits: 0.05 mm off a 100 mm radius is 0.05 % (accepted), 0.05 mm off 10 mm is
+    # 0.5 % (rejected), 0.02 mm off 10 mm is under 0.0283 mm (accepted), 3 mm is always too much
+    only_arc("G0 X100 Y0\nG3 X0 Y100.05 I-100 J0 F100\nM2")
+    with pytest.raises(GCodeError, match="differs from the radius"):
+        parse("G0 X10 Y0\nG3 X0 Y10.05 I-10 J0 F100\nM2")
+    only_arc("G0 X10 Y0\nG3 X0 Y10.02 I-10 J0 F100\nM2")
+    with pytest.raises(GCodeError, match="differs from the radius"):
+        parse("G0 X5000 Y0\nG3 X0 Y5003 I-5000 J0 F100\nM2")
+    # R form: 4 µm short of the end point is too far (LinuxCNC allows 1.27 µm)
+    with pytest.raises(GCodeError, match="too small"):
+        parse("G0 X0 Y0\nG2 X10 Y0 R4.996 F100\nM2")
     # 3 µm off (CAM rounding) is accepted, and the path still ends on the end point
     m = only_arc("G0 X0 Y0\nG2 X10 Y0.003 I5 J0 F100\nM2")
     np.testing.assert_allclose(m.points()[-1], mm(10, 0.003, 0))

@@ -814,8 +814,12 @@ class _Interpreter:
         self._emit(_MOTION_NAMES[motion], self._target(vals))
 
     def _radius_tolerance(self) -> tuple[float, float]:
-        """LinuxCNC's arc radius mismatch limits [m]: (always too much, too much if > 0.1 %)."""
-        return (0.05 * INCH, 0.0005 * INCH) if self.unit == INCH else (0.5 * MM, 0.005 * MM)
+        """LinuxCNC's arc tolerances [m] in the units in force: the centre-format "spiral"
+        tolerance (CENTER_ARC_RADIUS_TOLERANCE, 2 x 0.01 mm x sqrt 2, or 2 x 0.001 inch x sqrt 2)
+        and the R-format reach tolerance (RADIUS_TOLERANCE, 0.00005 inch)."""
+        if self.unit == INCH:
+            return 2 * 0.001 * math.sqrt(2) * INCH, 0.00005 * INCH
+        return 2 * 0.01 * math.sqrt(2) * MM, 0.00005 * INCH
 
     def _arc(self, clockwise: bool, vals: dict[str, _Word]) -> None:
         a, b, c = PLANE_AXES[self.plane]
@@ -838,7 +842,7 @@ class _Interpreter:
         start = self.pos.copy()
         end = self._target(vals)
         su, sv, eu, ev = start[a], start[b], end[a], end[b]
-        big, small = self._radius_tolerance()
+        spiral, reach = self._radius_tolerance()
         if "R" in vals:
             rw = vals["R"]
             if ou in vals or ov in vals:
@@ -864,7 +868,7 @@ class _Interpreter:
                     skip_line=True,
                 )
             half = d / 2
-            if abs(r) < half - small:
+            if abs(r) < half - reach:
                 self._problem(
                     f"word '{rw.text}': radius {abs(rw.value):g} is too small to reach the "
                     f"end point ({d / self.unit:g} away)",
@@ -901,8 +905,8 @@ class _Interpreter:
             r1 = math.hypot(eu - cu, ev - cv)
             if r0 < 1e-12:
                 self._problem("arc radius is zero (the centre is the start point)", ou)
-            diff = abs(r1 - r0)
-            if diff > big or (diff > small and diff > 0.001 * r0):
+            diff = abs(r1 - r0)  # LinuxCNC: 100 x the tolerance, or both it and 0.1 %
+            if diff > 100 * spiral or (diff > spiral and diff > 0.001 * max(r0, r1)):
                 u = self.unit
                 self._problem(
                     f"radius to the end of the arc ({r1 / u:.4f}) differs from the radius to "
