@@ -520,3 +520,15 @@ def test_file_habits_bom_control_bytes_f0_and_an_empty_program(tmp_path: Path) -
     with pytest.raises(GCodeError, match=r"feed rate is 0 \(F0\)"):
         parse("G0 X0\nG1 X1 F0\nM2")
     assert any("no motion" in w for w in parse("(nothing here)\nM2").warnings)
+
+
+def test_an_unknown_start_is_not_travelled_axis_by_axis() -> None:
+    prog = parse("G21 G90\nG0 X5 Y5\nZ10\nG1 Z2 F100\nM2")
+    lengths = [float(np.linalg.norm(m.end - m.start)) for m in prog.moves]
+    assert lengths == pytest.approx([0.0, 0.0, 0.008])
+    feed_first = parse("G21 G90\nG1 Z4 F100\nG1 X-1 Y-40\nG1 X10\nM2")
+    lengths = [float(np.linalg.norm(m.end - m.start)) for m in feed_first.moves]
+    assert lengths == pytest.approx([0.0, 0.0, 0.011])
+    assert any("unknown position" in w for w in feed_first.warnings)
+    known = parse("G1 Z4 F100\nM2", start=(0.0, 0.0, 0.0))
+    assert float(np.linalg.norm(known.moves[0].end - known.moves[0].start)) == pytest.approx(0.004)

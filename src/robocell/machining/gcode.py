@@ -355,7 +355,10 @@ class _Interpreter:
             280: None if g28_home is None else _vec3(g28_home, "g28_home"),
             300: None if g30_home is None else _vec3(g30_home, "g30_home"),
         }
-        self.start_known = start is not None
+        # axes whose position is known: all when a start is given, else each from the first
+        # move that programs it (until then a move does not travel along it)
+        self.known = [start is not None] * 3
+        self._warned_start = False
         self.pos = np.zeros(3) if start is None else _vec3(start, "start")
         self.unit = MM  # m per program unit; G21 is the robot cell's default
         self.absolute = True  # G90
@@ -697,6 +700,7 @@ class _Interpreter:
             self.cycle_level = None  # G0..G3 or G80 ends a series of cycles
         if home is not None:
             self._home(home, vals)
+            self.known = [True] * 3
         elif motion is not None:
             if motion in (0, 10):
                 self._line_move(motion, vals)
@@ -720,12 +724,27 @@ class _Interpreter:
                 end[i] = v if self.absolute else self.pos[i] + v
         return end
 
+    def _learn_axes(self, vals: dict[str, _Word]) -> None:
+        """Axes programmed absolutely on this line are known from its move on."""
+        if self.absolute:
+            for i, a in enumerate(_AXIS_LETTERS):
+                if a in vals:
+                    self.known[i] = True
+
     def _emit(self, kind: str, end: np.ndarray, **kw: object) -> None:
         start = self.pos.copy()
-        if not self.start_known and kind != "dwell":
-            if kind == "rapid":
-                start = end.copy()  # the machine was somewhere: no invented traverse
-            self.start_known = True
+        if kind in ("rapid", "feed") and not all(self.known):
+            # the machine was somewhere: no invented travel from 0 along an unknown axis
+            unknown = [i for i in range(3) if not self.known[i] and start[i] != end[i]]
+            for i in unknown:
+                start[i] = end[i]
+            if kind == "feed" and unknown and not self._warned_start:
+                self._warned_start = True
+                self.warnings.append(
+                    f"{self.file}:{self.line}: a feed from an unknown position (axes "
+                    f"{''.join(_AXIS_LETTERS[i] for i in unknown)} not programmed yet); it is "
+                    "taken to start there (in a cell the robot's approach brings the tool)"
+                )
         feed = self.feed if kind in ("feed", "arc") else 0.0
         if kind in ("feed", "arc") and not feed > 0:
             self._problem(
@@ -811,7 +830,9 @@ class _Interpreter:
                     skip_line=True,
                 )
             return  # "G1" or "G0" alone sets the mode only
-        self._emit(_MOTION_NAMES[motion], self._target(vals))
+        end = self._target(vals)
+        self._emit(_MOTION_NAMES[motion], end)
+        self._learn_axes(vals)
 
     def _radius_tolerance(self) -> tuple[float, float]:
         """LinuxCNC's arc tolerances [m] in the units in force: the centre-format "spiral"
@@ -917,6 +938,7 @@ class _Interpreter:
         center = start.copy()
         center[a], center[b] = cu, cv
         self._emit("arc", end, center=center, plane=self.plane, clockwise=clockwise, turns=turns)
+        self.known = [True] * 3  # (an arc starts from where the program says the tool is)
 
     def _cycle(self, code: int, vals: dict[str, _Word], *, explicit: bool) -> None:
         a, b, c = PLANE_AXES[self.plane]
@@ -988,6 +1010,7 @@ class _Interpreter:
             pos_a, pos_b = pos_a + inc_a, pos_b + inc_b
             go("rapid", {a: pos_a, b: pos_b})
             go("rapid", {c: r})
+            self.known = [True] * 3  # over the hole at R: the drilling moves are real
             if code == 830:
                 delta = self.sticky["Q"] * u
                 depth = r - delta
