@@ -69,9 +69,6 @@ __all__ = [
 ]
 
 
-assert sorted(__all__) == sorted(_EXPORTS)
-
-
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:

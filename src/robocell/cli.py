@@ -344,6 +344,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 
 def _cmd_validate(a: argparse.Namespace) -> int:
     from robocell.cell.build import cell_from_scenario
+    from robocell.machining.device import crash_summary
     from robocell.scenario.loader import load_scenario
 
     loaded = load_scenario(a.scenario)
@@ -370,8 +371,6 @@ def _cmd_validate(a: argparse.Namespace) -> int:
         )
         if plan.duration > s.duration:
             print(f"  warning: the program needs {plan.duration:.1f} s, duration is {s.duration} s")
-        from robocell.machining.device import crash_summary
-
         for text in crash_summary(st.crash_lines):
             print(f"  warning: the program {text} (a tool crash)")
         if st.rapid_cuts:

@@ -160,7 +160,7 @@ class MachiningStation(Device):
                 )
         self.robot = robot
         self.plan = plan_for(self, robot)
-        self.nominal, self.rapid_cuts, self.predicted_force = cut_nominal(self)
+        self.nominal, self.rapid_cuts, self.crash_lines, self.predicted_force = cut_nominal(self)
         # the stock as a visual-only body (the cut is computed in the height field; a
         # collision shape would make the tool collide with material it is cutting)
         cid = cell.world.client
@@ -360,13 +360,16 @@ def crash_summary(crash_lines: list[tuple[int, str]]) -> list[str]:
     return out
 
 
-def cut_nominal(station: MachiningStation) -> tuple[HeightField, list[int], np.ndarray]:
+def cut_nominal(
+    station: MachiningStation,
+) -> tuple[HeightField, list[int], list[tuple[int, str]], np.ndarray]:
     """The nominal part: the planned path swept by a rigid machine through a fresh stock.
 
-    Also returns the G-code lines of rapid moves that cut material (a program error), and the
-    predicted cutting force at each planned point (N, 3) [N] (world frame): the force model
-    applied to the nominal cut at the planned speed, which a compensation strategy can use
-    before the tool gets there."""
+    Also returns the G-code lines of rapid moves that cut material (a program error), the
+    (line, why) of cuts that are tool crashes already in the plan (spindle stopped, deeper than
+    the flutes), and the predicted cutting force at each planned point (N, 3) [N] (world
+    frame): the force model applied to the nominal cut at the planned speed, which a
+    compensation strategy can use before the tool gets there."""
     assert station.plan is not None
     plan = station.plan
     nominal = station.stock.copy()
@@ -374,6 +377,7 @@ def cut_nominal(station: MachiningStation) -> tuple[HeightField, list[int], np.n
     setup = station.setup
     cutter = setup.cutter
     rapid_lines: list[int] = []
+    crashes: dict[tuple[int, str], None] = {}  # (line, why), in order
     forces = np.zeros((len(P), 3))
     dts = np.diff(plan.t) - plan.dwell[1:]
     for i in range(1, len(P)):
@@ -391,8 +395,8 @@ def cut_nominal(station: MachiningStation) -> tuple[HeightField, list[int], np.n
             if rpm == 0.0
             else ("cuts deeper than the flute length" if cut.shank_contact else "")
         )
-        if why and (int(plan.line[i]), why) not in station.crash_lines:
-            station.crash_lines.append((int(plan.line[i]), why))
+        if why:
+            crashes[(int(plan.line[i]), why)] = None
         dt = float(dts[i - 1])
         if rpm == 0.0 or dt <= 0:
             continue
@@ -402,7 +406,7 @@ def cut_nominal(station: MachiningStation) -> tuple[HeightField, list[int], np.n
         engaged = Cut(cut.volume, depth, width, direction, cut.plunge, cut.cells)
         load = cutting_load(setup.material, cutter, abs(rpm), 1 if rpm > 0 else -1, v, engaged, dt)
         forces[i] = station._R @ load.force
-    return nominal, rapid_lines, forces
+    return nominal, rapid_lines, list(crashes), forces
 
 
 def machining_kpis(st: MachiningStation) -> dict[str, Any]:

@@ -838,9 +838,8 @@ class _Interpreter:
         """LinuxCNC's arc tolerances [m] in the units in force: the centre-format "spiral"
         tolerance (CENTER_ARC_RADIUS_TOLERANCE, 2 x 0.01 mm x sqrt 2, or 2 x 0.001 inch x sqrt 2)
         and the R-format reach tolerance (RADIUS_TOLERANCE, 0.00005 inch)."""
-        if self.unit == INCH:
-            return 2 * 0.001 * math.sqrt(2) * INCH, 0.00005 * INCH
-        return 2 * 0.01 * math.sqrt(2) * MM, 0.00005 * INCH
+        base = 0.001 * INCH if self.unit == INCH else 0.01 * MM
+        return 2 * base * math.sqrt(2), 0.00005 * INCH
 
     def _arc(self, clockwise: bool, vals: dict[str, _Word]) -> None:
         a, b, c = PLANE_AXES[self.plane]
