@@ -367,6 +367,30 @@ def test_realtime_publishes_every_tick_to_every_subscriber():
     assert rep["ticks"] == 500 and rep["timing"]["ticks"] == 500
 
 
+def test_realtime_counts_the_periods_a_stall_skips():
+    """A 50 ms stall at a 2 ms period: the periods whose deadlines passed are reported as
+    skipped (and as missed deadlines), not silently dropped from the report."""
+    srv = SimServer(_cycle_cell(), bind=LOCAL, mode="realtime", duration=0.3)
+    tick = srv._tick_realtime
+
+    def stalling_tick() -> None:
+        tick()
+        if srv.tick == 50:
+            time.sleep(0.05)
+
+    srv._tick_realtime = stalling_tick  # type: ignore[method-assign]
+    with ServerThread(srv):
+        srv_thread_wait(srv)
+    tm = srv.report()["timing"]
+    assert tm["ticks"] == 150
+    assert tm["schedule_restarts"] >= 1
+    # 50 ms late by the end of tick 50: 24 deadlines passed (at least; a loaded machine adds)
+    assert tm["skipped_periods"] >= 24
+    missed = tm["deadline_misses"] + tm["skipped_periods"]
+    assert tm["deadline_miss_share"] == pytest.approx(missed / (150 + tm["skipped_periods"]))
+    assert tm["deadline_miss_share"] > 24 / 174
+
+
 def srv_thread_wait(srv: SimServer, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not srv.finished and time.monotonic() < deadline:

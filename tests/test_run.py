@@ -190,3 +190,72 @@ def test_long_run_keeps_every_sample(tmp_path: Path) -> None:
     assert np.allclose(np.diff(t), 0.002)
     assert res.kpis["cycles"] == 5
     assert res.kpis["limit_violations"] == 0
+
+
+def _recorded(path: Path) -> dict[str, np.ndarray]:
+    table = rc.read_recording(path)
+    return {name: column(table, name) for name in table.column_names}
+
+
+def _assert_close(a: object, b: object, where: str = "kpis") -> None:
+    """Equal nested KPIs, floats to 1e-12 relative."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-15), where
+    else:
+        assert a == b, where
+
+
+def test_deferred_staged_flushes_record_what_the_tick_flushes_record(tmp_path: Path) -> None:
+    """A driver that flushes in stages at irregular moments (as the real-time bridge server
+    does), while the ticks go on into the second buffer, ends with the same recording —
+    including the record-period subsampling across flushes cut at odd rows — and the same
+    KPIs as the cell flushing by itself (to the last bits of sums over other blocks)."""
+    scenario = rc.load_scenario(SCENARIOS / "pick_and_place.yaml")
+
+    def drive(out: Path, deferred: bool) -> dict:
+        cell = rc.cell_from_scenario(scenario)
+        rng = np.random.default_rng(7)
+        flushes = 0
+        try:
+            cell.start(out, record_period=0.004, flush_period=0.05, defer_flush=deferred)
+            stages = None
+            for _ in range(1000):
+                cell.step()
+                if not deferred:
+                    continue
+                if stages is None and cell.flush_due and rng.random() < 0.3:
+                    stages, flushes = cell.flush_stages(), flushes + 1
+                if stages is not None and rng.random() < 0.5 and next(stages, False) is False:
+                    stages = None
+            res = cell.run(0.1, plots=False)
+        finally:
+            cell.close()
+        if deferred:
+            assert flushes > 20  # 2 s in flushes of 50 ms, started late by chance
+        return strip_timing(res.kpis)
+
+    kpis_tick = drive(tmp_path / "tick", deferred=False)
+    kpis_deferred = drive(tmp_path / "deferred", deferred=True)
+    _assert_close(kpis_deferred, kpis_tick)
+    a, b = _recorded(tmp_path / "tick"), _recorded(tmp_path / "deferred")
+    assert list(a) == list(b) and any(n.startswith("sig.") for n in a)
+    assert len(a["t"]) == 1 + 1050 // 2  # every other tick of 2.1 s, and the start
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_start_builds_the_kinematics_before_the_first_flush() -> None:
+    """Building the kinematics (URDF parse, roboticstoolbox import) takes about half a second;
+    paid at start, it cannot stall a running (real-time) session at its first flush."""
+    cell = rc.Cell(seed=1)  # no controller, which would plan with the kinematics
+    try:
+        robot = cell.add_robot("ur5e", name="r1")
+        assert robot._kin is None
+        cell.start()
+        assert robot._kin is not None
+    finally:
+        cell.close()

@@ -582,8 +582,15 @@ def _bridge_summary(rep: dict) -> str:
     lines = [f"bridge: {rep['ticks']} ticks, {rep['messages']} messages, errors {rep['errors']}"]
     tm = rep.get("timing")
     if tm:
+        skipped = ""
+        if tm["skipped_periods"]:
+            skipped = (
+                f" + {tm['skipped_periods']} periods skipped after"
+                f" {tm['schedule_restarts']} stall(s)"
+            )
         lines.append(
-            f"  pacing: {tm['deadline_misses']} deadline misses ({tm['deadline_miss_share']:.3%}),"
+            f"  pacing: {tm['deadline_misses']} deadline misses{skipped}"
+            f" ({tm['deadline_miss_share']:.3%} of periods),"
             f" jitter p99 {tm['jitter_p99_s'] * 1e6:.0f} us, max {tm['jitter_max_s'] * 1e6:.0f} us"
         )
     for n, r in rep["robots"].items():

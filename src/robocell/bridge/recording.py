@@ -6,7 +6,8 @@ at ``t`` [s], the wall-clock receive time ``wall_rx`` [s since the Unix epoch], 
 1 velocity, 2 torque) and its values. ``bridge_ticks.arrows`` holds one row per control tick: cell
 time, the wall-clock time the tick started, its lateness against the schedule (real time) and per
 robot the period's outcome (0 ok, 1 late, 2 missed, -1 not commanded). Both are Arrow IPC streams
-like ``recording.arrows``, flushed about once a second, so a killed server keeps what came before.
+like ``recording.arrows``, flushed about once a second (every 50 ms in real time), so a killed
+server keeps what came before.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from robocell.bridge.protocol import COMMAND_MODES
+from robocell.record.recorder import warm_up_arrow
 from robocell.robot.interface import JointCommand
 
 COMMANDS_FILE = "bridge_commands.arrows"
@@ -61,7 +63,12 @@ class SessionRecorder:
     """Streams a bridge session's commands and ticks to ``out_dir``."""
 
     def __init__(
-        self, out_dir: str | Path, dofs: Mapping[str, int], metadata: Mapping[str, str]
+        self,
+        out_dir: str | Path,
+        dofs: Mapping[str, int],
+        metadata: Mapping[str, str],
+        flush_period: float = 1.0,
+        defer_flush: bool = False,
     ) -> None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +106,13 @@ class SessionRecorder:
                 metadata=meta,
             ),
         )
-        self._last_flush = 0.0
+        self.flush_period = flush_period
+        #: the driver calls :meth:`flush` when :attr:`flush_due` (else every tick checks)
+        self.defer_flush = defer_flush
+        # half a period out of phase with the cell's own flushes, which fall on whole periods
+        self._last_flush = -flush_period / 2
+        self._t = 0.0
+        warm_up_arrow()
 
     def command(
         self, t: float, wall: float, robot: str, cmd: JointCommand, tick_ref: int, late: bool
@@ -125,13 +138,18 @@ class SessionRecorder:
     ) -> None:
         codes = [float(OUTCOME_CODES[outcomes.get(n)]) for n in self.robots] or [-1.0]
         self.ticks.add([t, wall, lateness, codes])
-        if t - self._last_flush >= 1.0:
+        self._t = t
+        if not self.defer_flush and self.flush_due:
             self.flush()
-            self._last_flush = t
+
+    @property
+    def flush_due(self) -> bool:
+        return self._t - self._last_flush >= self.flush_period
 
     def flush(self) -> None:
         self.commands.flush()
         self.ticks.flush()
+        self._last_flush = self._t
 
     def close(self) -> None:
         self.commands.close()

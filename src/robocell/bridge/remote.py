@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +90,21 @@ class RobotHost:
         return self.world.time
 
     def start(
-        self, out_dir: Any = None, record_period: Any = None, metadata: Any = None
+        self,
+        out_dir: Any = None,
+        record_period: Any = None,
+        flush_period: Any = None,
+        metadata: Any = None,
+        defer_flush: bool = False,
     ) -> Observation:
         self._obs = self._observe()
         return self._obs
+
+    #: a host buffers nothing, so there is never a flush to do
+    flush_due = False
+
+    def flush_stages(self) -> Iterator[bool]:
+        return iter(())
 
     def _observe(self) -> Observation:
         st = self.robot.state()

@@ -26,7 +26,7 @@ import math
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,12 @@ DEFAULT_WATCHDOG_S = 0.1
 MAX_TICKS_PER_STEP = 1_000_000
 #: in real time, the loop sleeps in ``poll`` until this close to a deadline, then spins [s]
 SPIN_MARGIN = 0.0015
+#: in real time, a loop this many periods behind its schedule skips the periods that passed
+RESTART_AFTER = 10
+#: in real time, cell time between two appends to the recordings [s]
+REALTIME_FLUSH_PERIOD = 0.05
+#: the session report lists the first stalls (tick before it, periods skipped)
+MAX_STALLS_REPORTED = 20
 
 
 @dataclass
@@ -194,6 +200,10 @@ class SimServer:
         self._last_rx = time.monotonic()
         self._lateness: list[float] = []
         self._deadline_misses = 0
+        #: real time: schedule restarts after a stall, and the periods they skipped (no tick)
+        self._restarts = 0
+        self._skipped_periods = 0
+        self._stalls: list[tuple[int, int]] = []  # (tick before the stall, periods skipped)
         self._wall0 = 0.0
         #: called when the server closes (e.g. a stand-in's physics)
         self.on_close: list[Callable[[], None]] = []
@@ -277,10 +287,20 @@ class SimServer:
             "bridge_mode": self.mode,
             "bridge_profile": self.profile.name if self.profile else "",
         }
-        self._obs = cell.start(self.out_dir, self.record_period, metadata=meta)
+        # real time: the recordings are appended in small blocks, which fit in a period, instead
+        # of one block a second that would hold up the tick it falls on by milliseconds
+        rt = self.mode == "realtime"
+        flush = REALTIME_FLUSH_PERIOD if rt else 1.0
+        self._obs = cell.start(
+            self.out_dir, self.record_period, flush_period=flush, metadata=meta, defer_flush=rt
+        )
         if self.out_dir is not None:
             self._rec = SessionRecorder(
-                self.out_dir, {n: r.n for n, r in cell.robots.items()}, meta
+                self.out_dir,
+                {n: r.n for n, r in cell.robots.items()},
+                meta,
+                flush_period=flush,
+                defer_flush=rt,
             )
         self._wall0 = time.time()
 
@@ -357,7 +377,9 @@ class SimServer:
     def _serve_realtime(self) -> None:
         sock = self._sock
         assert sock is not None
-        period = self.cell.control_period
+        cell, rec = self.cell, self._rec
+        flushing: Iterator[bool] | None = None
+        period = cell.control_period
         clock = time.perf_counter
         t_next = clock() + period
         end_tick = None
@@ -372,6 +394,8 @@ class SimServer:
                 wait_ms = int((rem - SPIN_MARGIN) * 1000) if rem > SPIN_MARGIN else 0
                 if sock.poll(wait_ms):
                     self._receive_all(sock)
+            # (what arrived while the loop was busy past the deadline counts for this tick)
+            self._receive_all(sock)
             start = clock()
             self._lateness.append(start - t_next)
             self._tick_realtime()
@@ -379,12 +403,30 @@ class SimServer:
                 self._deadline_misses += 1
             t_next += period
             behind = clock() - t_next
-            if behind > 10 * period:  # fell far behind (a stalled machine): restart the schedule
-                t_next = clock() + period
+            if behind > RESTART_AFTER * period:
+                # fell far behind (a stalled machine): the periods whose deadlines passed get no
+                # tick and are counted; the schedule goes on at its next period boundary
+                # instead of racing through the backlog
+                skipped = int(behind // period) + 1
+                self._restarts += 1
+                self._skipped_periods += skipped
+                if len(self._stalls) < MAX_STALLS_REPORTED:
+                    self._stalls.append((self.tick, skipped))
+                t_next += skipped * period
             if end_tick is not None and self.tick >= end_tick:
                 break
             if self._idle():
                 break
+            # the recordings are flushed after the tick has published its state, one stage of
+            # a fraction of a millisecond in the time left before each next tick (a whole flush
+            # inside one tick would delay its state and the next tick)
+            if flushing is None and cell.flush_due:
+                flushing = cell.flush_stages()
+            if flushing is not None:
+                if next(flushing, False) is False:
+                    flushing = None
+            elif rec is not None and rec.flush_due:
+                rec.flush()
 
     def _receive_all(self, sock: zmq.Socket[Any]) -> None:
         # (asking the socket whether a message waits costs a third of a failed receive's
@@ -925,7 +967,8 @@ class SimServer:
 
     def report(self) -> dict[str, Any]:
         """The session's figures: messages, errors, per-robot period outcomes and profile
-        margins, faults, and in real time the tick lateness (jitter) and deadline misses."""
+        margins, faults, and in real time the tick lateness (jitter), the deadline misses and
+        the periods skipped after a stall."""
         out: dict[str, Any] = {
             "mode": self.mode,
             "profile": self.profile.name if self.profile else None,
@@ -949,7 +992,12 @@ class SimServer:
                 "period_s": self.cell.control_period,
                 "ticks": len(lat),
                 "deadline_misses": self._deadline_misses,
-                "deadline_miss_share": self._deadline_misses / len(lat),
+                "schedule_restarts": self._restarts,
+                "skipped_periods": self._skipped_periods,
+                "stalls": [{"after_tick": k, "skipped_periods": n} for k, n in self._stalls],
+                # a skipped period is a missed deadline too
+                "deadline_miss_share": (self._deadline_misses + self._skipped_periods)
+                / (len(lat) + self._skipped_periods),
                 "jitter_p50_s": float(np.percentile(np.abs(lat), 50)),
                 "jitter_p99_s": float(np.percentile(np.abs(lat), 99)),
                 "jitter_max_s": float(np.max(np.abs(lat))),

@@ -11,7 +11,7 @@ import functools
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -219,6 +219,13 @@ class Cell:
         self._buffers: dict[str, _TickBuffer] = {}
         self._buf_t: np.ndarray = np.zeros(0)
         self._row = 0
+        self._flush_rows = 0  # buffered rows that make a flush due
+        self._rows_drained = 0
+        # deferred flushing: a second set of buffers that the ticks fill while the first is
+        # flushed in stages, and the staged flush in progress
+        self._spare: tuple[Any, ...] | None = None
+        self._pending_drain: Iterator[bool] | None = None
+        self._drain_at = 0  # rows at which the tick itself flushes
         self._collision_every = 1
         self._all_robots: tuple[str, ...] = ()
         self._single_rate = True
@@ -429,6 +436,7 @@ class Cell:
         record_period: float | None = None,
         flush_period: float = 1.0,
         metadata: dict[str, str] | None = None,
+        defer_flush: bool = False,
     ) -> Observation:
         """Reset the controller, open the recording (when ``out_dir`` is given) and return the
         first observation. Called by :meth:`run`, or by an external driver before :meth:`step`.
@@ -439,6 +447,10 @@ class Cell:
             flush_period: cell time between two appends to the recording [s]; a killed run
                 loses at most this much.
             metadata: extra key/values stored in the recording's schema.
+            defer_flush: the driver flushes: when :attr:`flush_due`, it runs
+                :meth:`flush_stages` at moments of its choosing (the real-time bridge server: one
+                stage after each tick, in the time left before the next) while the ticks go on
+                into a second buffer. The tick itself flushes only when that one is full too.
         """
         if self._started:
             raise ScenarioError("the cell has started already")
@@ -457,13 +469,22 @@ class Cell:
         # one buffer row per tick; a full buffer (flush_period of cell time) is reduced into the
         # KPIs and appended to the recording at once
         cap = self._record_every * max(1, round(flush_period / rp))
+        self._flush_rows = cap
+        if defer_flush:
+            cap *= 2
+        self._drain_at = cap
         self._buf_t = np.zeros(cap)
+        self._sig_rows = []
         columns: list[tuple[str, int]] = []
         for n, r in self.robots.items():
             self._kpis[n] = MotionKpis(n, r.limits, dt_tick)
             self._applied_q[n] = None
             self._buffers[n] = _TickBuffer(r, cap)
             columns += robot_columns(n, r.n)
+            # the buffers' TCP poses need the kinematics (URDF parse, roboticstoolbox import:
+            # about half a second): built now, not by the first flush in the middle of the run,
+            # where it would stall a real-time session by hundreds of periods
+            r.kinematics  # noqa: B018
         self._collision_every = max(1, round(COLLISION_CHECK_PERIOD / dt_tick))
         self._grip_links = {
             r.body: tuple(x for x in (r.tool_link, *r.finger_joints) if x is not None)
@@ -482,6 +503,13 @@ class Cell:
             k for k, v in self.signals.items() if isinstance(v, (bool, int, float, np.number))
         ]
         self._sig_buf = np.zeros((cap, len(self._sig_names)))
+        if defer_flush:
+            self._spare = (
+                np.zeros(cap),
+                {n: _TickBuffer(r, cap) for n, r in self.robots.items()},
+                np.zeros((cap, len(self._sig_names))),
+                [],
+            )
         columns += [(f"sig.{k}", 1) for k in self._sig_names]
         if out_dir is not None:
             meta = {
@@ -632,32 +660,76 @@ class Cell:
             nan = math.nan
             self._sig_rows.append([get(n, nan) for n in self._sig_names])
         self._row = k + 1
-        if self._row == len(self._buf_t):
+        if self._row == self._drain_at:
             self._drain()
+
+    @property
+    def flush_due(self) -> bool:
+        """A flush period of samples is buffered (see ``defer_flush`` in :meth:`start`)."""
+        return self._row >= self._flush_rows
+
+    def flush(self) -> None:
+        """Reduce the buffered samples into the KPIs and append them to the recording now."""
+        self._drain()
+
+    def flush_stages(self) -> Iterator[bool]:
+        """:meth:`flush` in stages of a fraction of a millisecond each (one robot's TCP poses,
+        its KPIs, the recording's append); each ``next()`` runs one. With ``defer_flush`` the
+        ticks may go on between stages, into the second buffer. A flush that is due before
+        this one has finished completes it first, so the KPIs see the samples in order."""
+        self._finish_pending_drain()
+        stages = self._drain_stages()
+        self._pending_drain = stages
+        return stages
+
+    def _finish_pending_drain(self) -> None:
+        pending, self._pending_drain = self._pending_drain, None
+        if pending is not None:
+            for _ in pending:
+                pass
 
     def _drain(self) -> None:
         """Reduce the buffered rows into the KPIs and append the record rows to the recording."""
+        self._finish_pending_drain()
+        for _ in self._drain_stages():
+            pass
+
+    def _drain_stages(self) -> Iterator[bool]:
         k = self._row
         if k == 0:
             return
+        buf_t, buffers = self._buf_t, self._buffers
+        sig_buf, sig_rows = self._sig_buf, self._sig_rows
+        spare = self._spare
+        if spare is not None:  # the ticks go on into the spare buffers meanwhile
+            self._buf_t, self._buffers, self._sig_buf, self._sig_rows = spare
+            self._spare = None
+            self._row = 0
         every = self._record_every
+        # recorded rows are every ``every``-th tick since the start, wherever a flush cut
+        first = -self._rows_drained % every
+        self._rows_drained += k
         rec = self._recorder
         data: dict[str, np.ndarray] = {}
-        for n, b in self._buffers.items():
-            cols = b.columns(k, self._buf_t)
+        for n, b in buffers.items():
+            cols = b.columns(k, buf_t)
+            yield True
             self._kpis[n].update(cols["q"], cols["dq"], cols["tau"], cols["q_cmd"], cols["tcp"])
             if rec is not None:
                 for c, arr in cols.items():
-                    data[f"{n}.{c}"] = arr[::every]
-        rows = self._sig_rows
-        if rows:  # rows k - len(rows) .. k - 1 are still lists
-            self._sig_buf[k - len(rows) : k] = rows
-            rows.clear()
+                    data[f"{n}.{c}"] = arr[first::every]
+            yield True
+        if sig_rows:  # rows k - len(rows) .. k - 1 are still lists
+            sig_buf[k - len(sig_rows) : k] = sig_rows
+            sig_rows.clear()
         if rec is not None:
             for i, name in enumerate(self._sig_names):
-                data[f"sig.{name}"] = self._sig_buf[:k:every, i : i + 1]
-            rec.write(self._buf_t[:k:every], data)
-        self._row = 0
+                data[f"sig.{name}"] = sig_buf[first:k:every, i : i + 1]
+            rec.write(buf_t[first:k:every], data)
+        if spare is not None:
+            self._spare = (buf_t, buffers, sig_buf, sig_rows)
+        else:
+            self._row = 0
 
     def _check_collisions(self) -> None:
         """Count collisions as episodes: a pair of bodies/links that starts touching."""

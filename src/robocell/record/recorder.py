@@ -71,6 +71,13 @@ def clear_run_outputs(out_dir: str | Path) -> None:
             p.unlink()
 
 
+def warm_up_arrow() -> None:
+    """pyarrow sets up its conversions on first use, 10-20 ms: done when a recording opens,
+    not in its first flush in the middle of a run (where a real-time session would stall)."""
+    pa.array(np.zeros(1))
+    pa.array([0.0], type=pa.float64())
+
+
 class Recorder:
     """Appends blocks of samples to an Arrow stream and events to a JSON-lines file.
 
@@ -100,6 +107,7 @@ class Recorder:
         self._pending_events: list[str] = []
         self.samples = 0
         self.closed = False
+        warm_up_arrow()
 
     def write(self, t: np.ndarray, data: Mapping[str, np.ndarray]) -> None:
         """Append a block: times ``t`` (k,) and every column as a (k, width) array, then flush
