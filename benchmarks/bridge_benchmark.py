@@ -142,13 +142,19 @@ def _serve_child(
 
 def _echo_child(reply: bytes, conn: Connection) -> None:
     """The bare round trip's far end: a ROUTER that answers every request at once with
-    ``reply`` (no decoding, no work); ``b"stop"`` ends it."""
+    ``reply`` (no decoding, no work); ``b"stop"`` ends it. It waits for a request as the
+    lockstep server does (busy for ``LOCKSTEP_SPIN`` after a message, then asleep in ``poll``),
+    so that the limit and the bridge pay the same wake-up."""
+    from robocell.bridge.server import LOCKSTEP_SPIN, wait_for_message
+
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind("tcp://127.0.0.1:*")
     conn.send(sock.getsockopt_string(zmq.LAST_ENDPOINT))
     while True:
+        if not wait_for_message(sock, time.perf_counter() + LOCKSTEP_SPIN):
+            sock.poll()
         identity, payload = sock.recv_multipart()
         sock.send_multipart([identity, reply])
         if payload == b"stop":

@@ -367,6 +367,44 @@ def test_realtime_publishes_every_tick_to_every_subscriber():
     assert rep["ticks"] == 500 and rep["timing"]["ticks"] == 500
 
 
+def test_lockstep_serves_with_and_without_the_busy_wait():
+    """The busy-wait after a message only changes how the server waits, not what it answers;
+    a spin outside 0..1 s is refused."""
+    states = []
+    for spin in (0.0, 0.002):
+        with ServerThread(
+            SimServer(_cycle_cell(), bind=LOCAL, idle_timeout=20, lockstep_spin=spin)
+        ) as srv:
+            with Client(srv.endpoint) as c:
+                c.hello()
+                time.sleep(0.01)  # longer than the spin: the server is asleep in poll again
+                states.append([c.step().robots["r1"].q for _ in range(20)])
+    np.testing.assert_array_equal(states[0], states[1])
+    for bad in (-0.001, 2.0, float("nan")):
+        with pytest.raises(BridgeError, match="lockstep_spin"):
+            SimServer(_cycle_cell(), bind=LOCAL, lockstep_spin=bad)
+
+
+def test_wait_for_message_returns_when_a_message_waits_or_time_is_up():
+    from robocell.bridge.server import wait_for_message
+
+    ctx = zmq.Context()
+    try:
+        a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+        port = a.bind_to_random_port("tcp://127.0.0.1")
+        b.connect(f"tcp://127.0.0.1:{port}")
+        t0 = time.perf_counter()
+        assert wait_for_message(a, t0 + 0.02) is False
+        assert time.perf_counter() - t0 >= 0.02
+        b.send(b"x")
+        assert wait_for_message(a, time.perf_counter() + 5.0) is True
+        assert a.recv() == b"x"
+        a.close(0)
+        b.close(0)
+    finally:
+        ctx.term()
+
+
 def test_realtime_counts_the_periods_a_stall_skips():
     """A 50 ms stall at a 2 ms period: the periods whose deadlines passed are reported as
     skipped (and as missed deadlines), not silently dropped from the report."""

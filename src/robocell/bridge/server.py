@@ -68,6 +68,10 @@ DEFAULT_WATCHDOG_S = 0.1
 MAX_TICKS_PER_STEP = 1_000_000
 #: in real time, the loop sleeps in ``poll`` until this close to a deadline, then spins [s]
 SPIN_MARGIN = 0.0015
+#: lockstep: after a message the server busy-waits this long for the next before it sleeps in
+#: ``poll`` [s]. A client stepping in a loop then finds it awake: waking a sleeping process
+#: doubled the cycle time on the reference machine (benchmarks/README.md)
+LOCKSTEP_SPIN = 0.002
 #: in real time, a loop this many periods behind its schedule skips the periods that passed
 RESTART_AFTER = 10
 #: in real time, cell time between two appends to the recordings [s]
@@ -126,6 +130,8 @@ class SimServer:
             cell refuses to step beyond it (None: no limit).
         idle_timeout: stop after this long [s, wall clock] without any request (None: never).
         max_message: largest accepted message [bytes].
+        lockstep_spin: lockstep: busy-wait this long after a message for the next one before
+            sleeping [s] (0: always sleep; see :data:`LOCKSTEP_SPIN`).
     """
 
     def __init__(
@@ -145,6 +151,7 @@ class SimServer:
         max_message: int = MAX_MESSAGE,
         metadata: Mapping[str, str] | None = None,
         plots: bool = True,
+        lockstep_spin: float = LOCKSTEP_SPIN,
     ) -> None:
         from robocell.bridge.profiles import get_profile
         from robocell.bridge.security import check_bind
@@ -166,6 +173,9 @@ class SimServer:
         self.record_period = record_period
         self.duration = duration
         self.idle_timeout = idle_timeout
+        if not (math.isfinite(lockstep_spin) and 0 <= lockstep_spin <= 1):
+            raise BridgeError(f"lockstep_spin must be 0..1 s, got {lockstep_spin!r}", exit_code=2)
+        self.lockstep_spin = float(lockstep_spin)
         self.max_message = int(max_message)
         self.metadata = dict(metadata or {})
         self.plots = plots
@@ -363,8 +373,12 @@ class SimServer:
     def _serve_lockstep(self) -> None:
         sock = self._sock
         assert sock is not None
+        spin = self.lockstep_spin
+        clock = time.perf_counter
         while not self.finished and not self.stop_requested:
-            if sock.poll(100):
+            if spin > 0 and wait_for_message(sock, clock() + spin):
+                self._receive_all(sock)
+            elif sock.poll(100):
                 self._receive_all(sock)
             elif self._idle():
                 break
@@ -1108,6 +1122,16 @@ def _free_port_of(endpoint: str) -> str:
         host = endpoint[len("tcp://") :].rsplit(":", 1)[0]
         return f"tcp://{host}:0"
     return endpoint + ".pub"
+
+
+def wait_for_message(sock: zmq.Socket[Any], until: float) -> bool:
+    """Busy-wait until a message waits on ``sock`` (True) or ``until`` (``perf_counter``
+    time) has passed (False), asking the socket without sleeping."""
+    clock = time.perf_counter
+    while clock() < until:
+        if sock.get(zmq.EVENTS) & zmq.POLLIN:
+            return True
+    return False
 
 
 def _plot_lateness(lateness: list[float], path: Path) -> None:
