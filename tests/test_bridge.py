@@ -380,9 +380,13 @@ def test_lockstep_serves_with_and_without_the_busy_wait():
                 time.sleep(0.01)  # longer than the spin: the server is asleep in poll again
                 states.append([c.step().robots["r1"].q for _ in range(20)])
     np.testing.assert_array_equal(states[0], states[1])
-    for bad in (-0.001, 2.0, float("nan")):
-        with pytest.raises(BridgeError, match="lockstep_spin"):
-            SimServer(_cycle_cell(), bind=LOCAL, lockstep_spin=bad)
+    cell = _cycle_cell()
+    try:
+        for bad in (-0.001, 2.0, float("nan")):
+            with pytest.raises(BridgeError, match="lockstep_spin"):
+                SimServer(cell, bind=LOCAL, lockstep_spin=bad)
+    finally:
+        cell.close()
 
 
 def test_wait_for_message_returns_when_a_message_waits_or_time_is_up():

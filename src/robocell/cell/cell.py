@@ -225,7 +225,6 @@ class Cell:
         # flushed in stages, and the staged flush in progress
         self._spare: tuple[Any, ...] | None = None
         self._pending_drain: Iterator[bool] | None = None
-        self._drain_at = 0  # rows at which the tick itself flushes
         self._collision_every = 1
         self._all_robots: tuple[str, ...] = ()
         self._single_rate = True
@@ -472,7 +471,6 @@ class Cell:
         self._flush_rows = cap
         if defer_flush:
             cap *= 2
-        self._drain_at = cap
         self._buf_t = np.zeros(cap)
         self._sig_rows = []
         columns: list[tuple[str, int]] = []
@@ -660,7 +658,7 @@ class Cell:
             nan = math.nan
             self._sig_rows.append([get(n, nan) for n in self._sig_names])
         self._row = k + 1
-        if self._row == self._drain_at:
+        if self._row == len(self._buf_t):  # full (with defer_flush: both flush periods)
             self._drain()
 
     @property
@@ -668,15 +666,12 @@ class Cell:
         """A flush period of samples is buffered (see ``defer_flush`` in :meth:`start`)."""
         return self._row >= self._flush_rows
 
-    def flush(self) -> None:
-        """Reduce the buffered samples into the KPIs and append them to the recording now."""
-        self._drain()
-
     def flush_stages(self) -> Iterator[bool]:
-        """:meth:`flush` in stages of a fraction of a millisecond each (one robot's TCP poses,
-        its KPIs, the recording's append); each ``next()`` runs one. With ``defer_flush`` the
-        ticks may go on between stages, into the second buffer. A flush that is due before
-        this one has finished completes it first, so the KPIs see the samples in order."""
+        """Reduce the buffered samples into the KPIs and append them to the recording, in
+        stages of a fraction of a millisecond each (one robot's TCP poses, its KPIs, the
+        recording's append); each ``next()`` runs one. With ``defer_flush`` the ticks may go on
+        between stages, into the second buffer. A flush that is due before this one has
+        finished completes it first, so the KPIs see the samples in order."""
         self._finish_pending_drain()
         stages = self._drain_stages()
         self._pending_drain = stages
