@@ -246,6 +246,7 @@ class Cell:
         self._contacts_now: set[tuple[int, int, int, int]] = set()
         self._collisions = {"self": 0, "environment": 0}
         self._grip_links: dict[int, tuple[int, ...]] = {}
+        self._robot_bodies: dict[int, str] = {}  # simulated robots' body ids -> names
         self._obs: Observation | None = None
         self._device_list: list[Device] = []
         # per-tick calls, bound when the run starts: the devices' apply and sense hooks (only
@@ -484,6 +485,7 @@ class Cell:
             # where it would stall a real-time session by hundreds of periods
             r.kinematics  # noqa: B018
         self._collision_every = max(1, round(COLLISION_CHECK_PERIOD / dt_tick))
+        self._robot_bodies = {r.body: n for n, r in self.robots.items() if isinstance(r, SimRobot)}
         self._grip_links = {
             r.body: tuple(x for x in (r.tool_link, *r.finger_joints) if x is not None)
             for r in self.robots.values()
@@ -526,9 +528,9 @@ class Cell:
                     f"cannot write the run directory {out_dir}: {exc.strerror or exc}"
                 ) from None
         self._started = True
-        self._obs = self._observe(tuple(self.robots))
-        self._sample()
-        return self._obs
+        self._obs = obs = self._observe(tuple(self.robots))
+        self._sample(obs)
+        return obs
 
     def _add_part_monitor(self) -> None:
         """A cell with part sources gets a :class:`~robocell.pnp.PartMonitor` (which decides
@@ -553,8 +555,9 @@ class Cell:
         if self._sig_src is not self.signals:  # (a live view: made again only for a new dict)
             self._sig_src = self.signals
             self._sig_view = MappingProxyType(self.signals)
+        world = self.world
         return Observation(
-            self.world.time,
+            world._steps * world.physics_step,  # (World.time, without the property call)
             {n: state() for n, state in self._state_calls},
             due,
             self._sig_view,
@@ -603,17 +606,20 @@ class Cell:
                         f"controller {type(self.controller).__name__}.step() "
                         f"must return Commands, got {type(commands).__name__}"
                     )
-        t = self.time
+        # (this runs every control tick: locals and direct fields instead of properties)
+        world = self.world
+        t = world._steps * world.physics_step
+        robots, held, applied_q = self.robots, self._held, self._applied_q
         for name, cmd in commands.joints.items():
-            if name not in self.robots:
+            if name not in robots:
                 raise ScenarioError(f"command for unknown robot '{name}'")
-            self._held[name] = cmd
+            held[name] = cmd
         for name in obs.due:
-            cmd = self._held.get(name)
+            cmd = held.get(name)
             if cmd is not None:
-                robot = self.robots[name]
+                robot = robots[name]
                 applied = robot.apply_command(cmd, t)
-                self._applied_q[name] = (
+                applied_q[name] = (
                     (applied.values, applied.velocity, t) if applied.mode == "position" else None
                 )
                 if robot._events:
@@ -621,38 +627,38 @@ class Cell:
                         self.emit("limit", **ev.event_fields())
         if commands.signals:
             self.signals.update(commands.signals)
-        for m in commands.markers:
-            self._markers.setdefault(m.kind, []).append((t, dict(m.data)))
-            self.emit(m.kind, **dict(m.data))
+        if commands.markers:
+            for m in commands.markers:
+                self._markers.setdefault(m.kind, []).append((t, dict(m.data)))
+                self.emit(m.kind, **dict(m.data))
         if commands.done and not self.done:
             self.done = True
             self.emit("controller_done")
         for apply in self._apply_calls:
             apply(self)
 
-        self.world.step(self._tick_steps, self._drives)
+        world.step(self._tick_steps, self._drives)
         self._ticks += 1
         for sense in self._sense_calls:
             sense(self)
-        step_now = self.world.steps
         if self._single_rate:
             due = self._all_robots
         else:
+            step_now = world._steps
             due = tuple(n for n, s in self._robot_steps.items() if step_now % s == 0)
-        self._obs = self._observe(due)
-        self._sample()
+        self._obs = obs = self._observe(due)
+        self._sample(obs)
         if self._ticks % self._collision_every == 0:
             self._check_collisions()
-        return self._obs
+        return obs
 
-    def _sample(self) -> None:
+    def _sample(self, obs: Observation) -> None:
         """Copy this tick's measurements into the buffers; reduce and write them when full."""
-        obs = self._obs
-        assert obs is not None
         k = self._row
         self._buf_t[k] = obs.t
+        applied_q = self._applied_q
         for n, b in self._buffers.items():
-            b.put(k, self._applied_q[n])
+            b.put(k, applied_q[n])
         if self._sig_names:
             get = self.signals.get
             nan = math.nan
@@ -729,22 +735,18 @@ class Cell:
     def _check_collisions(self) -> None:
         """Count collisions as episodes: a pair of bodies/links that starts touching."""
         now: set[tuple[int, int, int, int]] = set()
-        robot_bodies = {r.body: n for n, r in self.robots.items() if isinstance(r, SimRobot)}
+        robot_bodies = self._robot_bodies
         parts = self.parts
+        ground = self.ground
         for body in robot_bodies:
             grip_links = self._grip_links.get(body, ())
-            for c in self.world.contacts(body_a=body):
-                if c.link_a == -1 and c.body_b == self.ground:
+            for ba, la, bb, lb in self.world.contact_pairs(body):
+                if la == -1 and bb == ground:
                     continue  # the robot's base stands on the floor
-                if c.link_a in grip_links and parts.by_body(c.body_b) is not None:
+                if la in grip_links and parts.by_body(bb) is not None:
                     continue  # a gripper touching a part is how it picks
                 # one key per touching pair, whichever body the query started from
-                key = (
-                    (c.body_a, c.link_a, c.body_b, c.link_b)
-                    if (c.body_a, c.link_a) <= (c.body_b, c.link_b)
-                    else (c.body_b, c.link_b, c.body_a, c.link_a)
-                )
-                la, lb = c.link_a, c.link_b
+                key = (ba, la, bb, lb) if (ba, la) <= (bb, lb) else (bb, lb, ba, la)
                 if key in now:
                     continue
                 now.add(key)
@@ -752,7 +754,7 @@ class Cell:
                     continue  # the same contact as at the last check: one episode
                 robot = self.robots[robot_bodies[body]]
                 assert isinstance(robot, SimRobot)
-                if c.body_b == body:
+                if bb == body:
                     self._collisions["self"] += 1
                     self.emit(
                         "collision",
@@ -768,7 +770,7 @@ class Cell:
                         robot=robot.name,
                         contact="environment",
                         link=robot.link_name(la),
-                        other=self._body_name(c.body_b),
+                        other=self._body_name(bb),
                     )
         self._contacts_now = now
 

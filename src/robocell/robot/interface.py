@@ -137,6 +137,7 @@ class Robot(ABC):
     ) -> None:
         self.name = name
         self.model = model
+        self._n = model.dof  # (the tick's checks: the property costs more than the check)
         self.base = base
         self.tool = tool if tool is not None else Tool()
         self.control_period = float(control_period)
@@ -235,7 +236,7 @@ class Robot(ABC):
         several times cheaper than a chain of small numpy operations. Returns lists.
         """
         req = vals.tolist() if isinstance(vals, np.ndarray) else [float(v) for v in vals]
-        if len(req) != self.n or (isinstance(vals, np.ndarray) and vals.ndim != 1):
+        if len(req) != self._n or (isinstance(vals, np.ndarray) and vals.ndim != 1):
             raise LimitError(
                 f"{self.name}: command needs {self.n} joint values, got {np.shape(vals)}"
             )
@@ -274,7 +275,7 @@ class Robot(ABC):
             ffl = [(a - b) / period for a, b in zip(out, prev)]
         else:
             ffl = ff.tolist() if isinstance(ff, np.ndarray) else [float(w) for w in ff]
-            if len(ffl) != self.n:
+            if len(ffl) != self._n:
                 raise LimitError(f"{self.name}: velocity feed-forward needs {self.n} values")
             if not math.isfinite(sum(ffl)) and not all(map(math.isfinite, ffl)):
                 raise LimitError(f"{self.name}: velocity feed-forward contains NaN or inf")

@@ -143,6 +143,7 @@ class SimRobot(Robot):
         #: share of the remaining deflection the joints take per physics step
         self._offset_rate = min(1.0, world.physics_step / DEFLECTION_TIME_CONSTANT)
         self._load: tuple[list[float], list[float], list[float]] | None = None
+        self._loaded = False  # any of load, offset goal or offset is set
         self._last_sent: tuple[list[float], list[float]] | None = None
         self._apply(JointCommand.position(q_init))
         self._state_step = -1
@@ -362,12 +363,23 @@ class SimRobot(Robot):
         return self._state
 
     def state_rows(self) -> np.ndarray:
-        self.state()
+        if self._state_step != self.world._steps:
+            self.state()
         return self._rows
 
     def _apply(self, cmd: JointCommand) -> None:
+        mode = cmd.mode
+        if mode == "position":  # (first: the one mode of most ticks)
+            vals = cmd.values if type(cmd.values) is list else list(cmd.values)
+            ff = cmd.velocity  # the clamped command always carries its feed-forward
+            ffl = self._zeros_l if ff is None else (ff if type(ff) is list else list(ff))
+            self._torque_mode = False
+            self._interp = (vals, ffl)
+            self._cmd_step = self.world._steps
+            self._send_position(vals, ffl)
+            return
         cid = self.world.client
-        if cmd.mode == "torque":
+        if mode == "torque":
             self._interp = None
             if not self._torque_mode:
                 # release the motors so that only the commanded torques act
@@ -389,16 +401,8 @@ class SimRobot(Robot):
             )
             return
         self._torque_mode = False
-        if cmd.mode == "position":
-            vals = cmd.values if isinstance(cmd.values, list) else list(cmd.values)
-            ff = cmd.velocity  # the clamped command always carries its feed-forward
-            ffl = self._zeros_l if ff is None else (ff if isinstance(ff, list) else list(ff))
-            self._interp = (vals, ffl)
-            self._cmd_step = self.world._steps
-            self._send_position(vals, ffl)
-            return
         self._interp = None
-        if cmd.mode == "velocity":
+        if mode == "velocity":
             pb.setJointMotorControlArray(
                 self.body,
                 self.joint_ids,
@@ -434,28 +438,9 @@ class SimRobot(Robot):
         controller's setpoints at their own, faster rate. Holding the setpoint still for the
         whole period would make the servo brake and re-accelerate every physics step, with
         torque spikes that no real robot shows."""
-        load = self._load
-        if load is not None:
-            cid = self.world.client
-            pb.applyExternalForce(
-                self.body, self.flange_index, load[0], load[2], pb.WORLD_FRAME, physicsClientId=cid
-            )
-            pb.applyExternalTorque(
-                self.body, self.flange_index, load[1], pb.WORLD_FRAME, physicsClientId=cid
-            )
         interp = self._interp
-        goal, cur = self._offset_goal, self._q_offset
-        if goal is not None or cur is not None:
-            g = goal if goal is not None else 0.0
-            new = (cur if cur is not None else 0.0) + self._offset_rate * (
-                g - (cur if cur is not None else 0.0)
-            )
-            if goal is None and float(np.max(np.abs(new))) < 1e-12:
-                new = None
-            self._q_offset = new
-            self._state_step = -1
-            if interp is None and self._last_sent is not None and not self._torque_mode:
-                self._send_position(*self._last_sent)
+        if self._loaded:  # an external TCP load or its joint deflection is active
+            self._pre_step_loaded(interp)
         if interp is None:
             return
         world = self.world
@@ -469,6 +454,34 @@ class SimRobot(Robot):
             for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l)
         ]
         self._send_position(target, dq)
+
+    def _pre_step_loaded(self, interp: tuple[list[float], list[float]] | None) -> None:
+        """The TCP load's part of :meth:`pre_step`: apply the load for this physics step and
+        move the joint deflection towards its goal."""
+        load = self._load
+        if load is not None:
+            cid = self.world.client
+            pb.applyExternalForce(
+                self.body, self.flange_index, load[0], load[2], pb.WORLD_FRAME, physicsClientId=cid
+            )
+            pb.applyExternalTorque(
+                self.body, self.flange_index, load[1], pb.WORLD_FRAME, physicsClientId=cid
+            )
+        goal, cur = self._offset_goal, self._q_offset
+        if goal is not None or cur is not None:
+            g = goal if goal is not None else 0.0
+            new = (cur if cur is not None else 0.0) + self._offset_rate * (
+                g - (cur if cur is not None else 0.0)
+            )
+            if goal is None and float(np.max(np.abs(new))) < 1e-12:
+                new = None
+            self._q_offset = new
+            self._state_step = -1
+            if interp is None and self._last_sent is not None and not self._torque_mode:
+                self._send_position(*self._last_sent)
+        self._loaded = (
+            self._load is not None or self._offset_goal is not None or self._q_offset is not None
+        )
 
     def set_tcp_load(self, force: np.ndarray, moment: np.ndarray | None = None) -> None:
         """Apply an external load at the TCP until it is changed: ``force`` [N] and ``moment``
@@ -506,6 +519,9 @@ class SimRobot(Robot):
                 J = self.kinematics.jacob0(self.state().q)
                 offset = (J.T @ w) / k
         self._offset_goal = offset
+        self._loaded = (
+            self._load is not None or self._offset_goal is not None or self._q_offset is not None
+        )
 
     def mirror(self, q: np.ndarray, dq: np.ndarray) -> None:
         """Put the joints at measured positions ``q`` and speeds ``dq`` and hold them there (a

@@ -130,16 +130,22 @@ class World:
         """Advance physics by ``n`` fixed steps, calling each of ``before_each`` (e.g. robot
         drives that move their setpoints) before every step."""
         cid = self.client
-        sim = pb.stepSimulation
-        if before_each:
+        sim = pb.stepSimulation  # (called positionally: parsing a keyword costs more)
+        if len(before_each) == 1:  # the common cell: one robot's drives
+            (f,) = before_each
+            for _ in range(n):
+                f()
+                sim(cid)
+                self._steps += 1
+        elif before_each:
             for _ in range(n):
                 for f in before_each:
                     f()
-                sim(physicsClientId=cid)
+                sim(cid)
                 self._steps += 1
         else:
             for _ in range(n):
-                sim(physicsClientId=cid)
+                sim(cid)
             self._steps += n
 
     # -- bodies --------------------------------------------------------------------------------
@@ -334,6 +340,13 @@ class World:
                 normal_force=c[9],
             )
             for c in pts
+        ]
+
+    def contact_pairs(self, body: int) -> list[tuple[int, int, int, int]]:
+        """``(body_a, link_a, body_b, link_b)`` of every contact point of ``body`` (as body A)
+        in the last step: the lean form of :meth:`contacts` for checks that run every tick."""
+        return [
+            (c[1], c[3], c[2], c[4]) for c in pb.getContactPoints(body, -1, -2, -2, self.client)
         ]
 
     # -- lifetime ------------------------------------------------------------------------------
