@@ -24,11 +24,22 @@ from pydantic import (
 )
 from spatialmath import SE3
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+def _not_bool(value: Any) -> Any:
+    # YAML's true/false would pass as 1 and 0 (a bool is an int to Python and to pydantic's lax
+    # mode): ``duration: true`` must be an error, not a one-second run
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    return value
+
+
+_NotBool = BeforeValidator(_not_bool)
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False), _NotBool]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False), _NotBool]
+Finite = Annotated[float, Field(allow_inf_nan=False), _NotBool]
 Vec3 = tuple[Finite, Finite, Finite]
-Unit = Annotated[float, Field(ge=0, le=1)]
+Unit = Annotated[float, Field(ge=0, le=1), _NotBool]
+Int = Annotated[int, _NotBool]
 #: Names of stations, sensors, objects and devices (they become signal and column names).
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 
@@ -84,7 +95,7 @@ class WorldSpec(_Model):
 
     physics_step: PositiveFloat = Field(0.001, ge=1e-5, le=0.05, description="physics step [s]")
     gravity: Vec3 = Field((0.0, 0.0, -9.81), description="gravity [m/s²]")
-    solver_iterations: int = Field(50, ge=1, le=1000)
+    solver_iterations: Int = Field(50, ge=1, le=1000)
     ground: bool = Field(True, description="add a ground plane at z = 0")
 
 
@@ -93,7 +104,7 @@ class VacuumGripperSpec(_Model):
 
     type: Literal["vacuum"]
     cup_diameter: PositiveFloat = Field(0.03, le=0.5, description="suction cup diameter [m]")
-    cups: int = Field(1, ge=1, le=64)
+    cups: Int = Field(1, ge=1, le=64)
     vacuum_kpa: PositiveFloat = Field(60.0, le=101.0, description="gauge vacuum [kPa]")
     cup_friction: PositiveFloat = Field(0.5, description="cup-part friction coefficient")
     tcp_offset: PositiveFloat = Field(0.12, le=1.0, description="flange to cup face [m]")
@@ -293,8 +304,8 @@ class PalletSpec(_Model):
     type: Literal["pallet"]
     name: str = Field(pattern=NAME_PATTERN)
     pose: Pose
-    rows: int = Field(ge=1, le=100)
-    cols: int = Field(ge=1, le=100)
+    rows: Int = Field(ge=1, le=100)
+    cols: Int = Field(ge=1, le=100)
     pitch: tuple[PositiveFloat, PositiveFloat] = Field(description="slot pitch x, y [m]")
     thickness: PositiveFloat = Field(0.02, description="[m]")
     unload_after: NonNegFloat | None = Field(
@@ -332,7 +343,7 @@ class CutterSpec(_Model):
     type: Literal["flat", "ball", "bullnose"] = "flat"
     diameter: PositiveFloat = Field(le=0.1, description="[m]")
     corner_radius: NonNegFloat = Field(0.0, description="bull-nose corner radius [m]")
-    flutes: int = Field(2, ge=1, le=16)
+    flutes: Int = Field(2, ge=1, le=16)
     flute_length: PositiveFloat = Field(0.025, le=0.2, description="cutting length [m]")
 
 
@@ -447,7 +458,7 @@ class PartSourceSpec(_Model):
     arrivals: ArrivalsSpec
     types: list[PartTypeSpec] = Field(min_length=1)
     jitter: JitterSpec = Field(default_factory=JitterSpec)
-    max_parts: int | None = Field(None, ge=1)
+    max_parts: Annotated[int, Field(ge=1), _NotBool] | None = None
 
 
 class BeamSpec(_Model):
@@ -549,7 +560,7 @@ class Scenario(_Model):
     )
     name: str
     description: str = ""
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Int = Field(0, ge=0, le=2**32 - 1)
     duration: PositiveFloat = Field(description="cell time to simulate [s]")
     world: WorldSpec = Field(default_factory=WorldSpec)
     robots: list[RobotSpec] = Field(min_length=1)
