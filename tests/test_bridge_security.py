@@ -326,6 +326,9 @@ def test_allow_list_errors(keys: Keys, tmp_path: Path) -> None:
     assert e.value.exit_code == 2
     with pytest.raises(BridgeError, match="only a public key"):
         ServerSecurity(keys.server_public, keys.allow_dir)  # the public file by mistake
+    with pytest.raises(BridgeError, match="is a secret key file") as e:
+        ServerSecurity(keys.server_secret, keys.good_secret)  # a client's secret file by mistake
+    assert e.value.exit_code == 2
 
 
 # -- ServerSecurity: handshakes --------------------------------------------------------------------

@@ -454,7 +454,14 @@ def _load_allow_list(allow: Path) -> list[bytes]:
             f"allow list {allow} not found (a directory of client .key files, or one .key file)",
             exit_code=2,
         )
-    return [load_public(allow)]
+    public, secret = _read_key_file(allow, "allow list")
+    if secret is not None:
+        raise BridgeError(
+            f"allow list {allow} is a secret key file: give the client's public key (its .key "
+            "file); a client's secret key belongs on the client only",
+            exit_code=2,
+        )
+    return [public]
 
 
 def client_security(
