@@ -153,3 +153,19 @@ def test_the_lazy_package_exports_resolve() -> None:
         assert getattr(robocell, name) is not None
     with pytest.raises(AttributeError):
         _ = robocell.no_such_name
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["robots"], ["schema"], ["validate", CYCLE]])
+def test_output_to_a_full_disk_is_a_one_line_error(args: list[str]) -> None:
+    # /dev/full refuses every write with ENOSPC, as a full disk does
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "robocell.cli", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert r.returncode == 1, r.stderr
+    assert r.stderr == "robocell: error: No space left on device\n", r.stderr

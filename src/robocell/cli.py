@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -638,6 +639,47 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command ``args.cmd``; its exit code."""
+    if args.cmd == "run":
+        return _cmd_run(args)
+    if args.cmd == "validate":
+        return _cmd_validate(args)
+    if args.cmd == "compare":
+        return _cmd_compare(args)
+    if args.cmd == "schema":
+        from robocell.scenario.loader import json_schema
+
+        print(json.dumps(json_schema(), indent=2))
+        return 0
+    if args.cmd == "robots":
+        return _cmd_robots(args)
+    if args.cmd == "materials":
+        return _cmd_materials()
+    if args.cmd == "gcode":
+        return _cmd_gcode(args)
+    if args.cmd == "serve":
+        return _cmd_serve(args)
+    if args.cmd == "drive":
+        return _cmd_drive(args)
+    if args.cmd == "serve-robot":
+        return _cmd_serve_robot(args)
+    if args.cmd == "keys":
+        return int(args.func(args))
+    return 1
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null (so that the interpreter does not retry, and report again,
+    output that stdout could not take when it exits)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE") and argv is None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `robocell schema | head` ends quietly
@@ -658,31 +700,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stopped by `timeout`, CI or `docker stop`: end like Ctrl-C (the recording is closed)
         signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        if args.cmd == "run":
-            return _cmd_run(args)
-        if args.cmd == "validate":
-            return _cmd_validate(args)
-        if args.cmd == "compare":
-            return _cmd_compare(args)
-        if args.cmd == "schema":
-            from robocell.scenario.loader import json_schema
-
-            print(json.dumps(json_schema(), indent=2))
-            return 0
-        if args.cmd == "robots":
-            return _cmd_robots(args)
-        if args.cmd == "materials":
-            return _cmd_materials()
-        if args.cmd == "gcode":
-            return _cmd_gcode(args)
-        if args.cmd == "serve":
-            return _cmd_serve(args)
-        if args.cmd == "drive":
-            return _cmd_drive(args)
-        if args.cmd == "serve-robot":
-            return _cmd_serve_robot(args)
-        if args.cmd == "keys":
-            return int(args.func(args))
+        code = _dispatch(args)
+        sys.stdout.flush()  # (a full disk or a closed pipe shows here, not at exit)
+        return code
     except RobocellError as exc:
         if args.debug:
             raise
@@ -694,6 +714,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 143
         print("robocell: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the machine's, not robocell's: a full disk, a closed stream
+        if args.debug:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            _drop_stdout()  # what stdout could not take is lost; do not retry it at exit
+        print(f"robocell: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1
         if args.debug:
             raise
