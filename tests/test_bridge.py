@@ -543,3 +543,35 @@ def test_remote_backend_errors_name_the_scenario_line(tmp_path):
     )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "backend" in r.stderr and "no reply" in r.stderr and str(f) in r.stderr
+
+
+def test_client_times_out_then_skips_the_late_reply_to_the_timed_out_request() -> None:
+    # a ROUTER that answers by hand stands in for a server that is slow once
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    client = Client(f"tcp://127.0.0.1:{port}", timeout=0.2)
+    try:
+
+        def answer(frames: list[bytes]) -> None:
+            req = msgpack.unpackb(frames[-1])
+            reply = {"v": 1, "ok": True, "type": req["type"], "id": req["id"]}
+            router.send_multipart([frames[0], msgpack.packb(reply)])
+
+        t0 = time.monotonic()
+        with pytest.raises(BridgeError, match="no reply"):
+            client.ping()
+        assert 0.15 < time.monotonic() - t0 < 2.0
+        late = router.recv_multipart()  # request 1, answered only now
+        answer(late)
+        client.timeout = 5.0  # a changed timeout applies to the next request
+        done: list[dict] = []
+        thread = threading.Thread(target=lambda: done.append(client.ping()))
+        thread.start()
+        answer(router.recv_multipart())  # request 2
+        thread.join(10)
+        assert done and done[0]["id"] == 2  # not the late reply to request 1
+    finally:
+        client.close(bye=False)
+        router.close()

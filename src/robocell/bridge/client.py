@@ -53,6 +53,7 @@ class Client:
         self._ctx = zmq.Context()
         self._keys = (secret_key, server_key)
         self.sock = self._socket(zmq.DEALER)
+        self._rcvtimeo_ms = -1  # the receive timeout set on ``sock`` (-1: none)
         self.sock.connect(endpoint)
         self.info: dict[str, Any] = {}
         self.version = VERSIONS[0]
@@ -74,19 +75,31 @@ class Client:
         """Send one request and return its reply; an error reply raises BridgeError."""
         rid = next(self._ids)
         msg = {"v": self.version, "type": kind, "id": rid, **fields}
-        self.sock.send(encode(msg))
+        sock = self.sock
+        sock.send(encode(msg))
         deadline = time.monotonic() + self.timeout
+        # a blocking receive with the socket's own timeout: one call per reply (a poll and then
+        # a receive cost a lockstep cycle about a tenth more)
+        wait_ms = max(1, int(self.timeout * 1000))
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self.sock.poll(max(1, int(left * 1000))):
+            if self._rcvtimeo_ms != wait_ms:  # (reading the option back costs a call)
+                sock.rcvtimeo = self._rcvtimeo_ms = wait_ms
+            try:
+                frames = sock.recv_multipart()
+            except zmq.Again:
                 raise BridgeError(
                     f"no reply from {self.endpoint} within {self.timeout} s to '{kind}' (server "
                     "down, wrong endpoint, or a CurveZMQ key it does not allow)"
-                )
-            frames = self.sock.recv_multipart()
+                ) from None
             reply = decode(frames[-1], max_size=1 << 30)
             if reply.get("id") != rid:
-                continue  # the late answer to an earlier, timed-out request
+                # the late answer to an earlier, timed-out request: wait out the rest
+                wait_ms = int((deadline - time.monotonic()) * 1000)
+                if wait_ms <= 0:
+                    raise BridgeError(
+                        f"no reply from {self.endpoint} within {self.timeout} s to '{kind}'"
+                    )
+                continue
             if not reply.get("ok", False):
                 raise BridgeError(str(reply.get("message", "")), code=str(reply.get("code")))
             return reply

@@ -231,10 +231,11 @@ def vector(value: Any, n: int, where: str) -> np.ndarray:
             raise ProtocolError(
                 "E_BAD_TYPE", f"'{where}[{i}]' must be a number, got {_type_name(x)}", where
             )
-    arr = np.array(value, dtype=float)
-    if not np.all(np.isfinite(arr)):
+    # one sum catches any NaN or infinity (and if huge finite values overflow it, look closer):
+    # several times cheaper than numpy's isfinite and all on a handful of joints
+    if not math.isfinite(sum(value)) and not all(map(math.isfinite, value)):
         raise ProtocolError("E_BAD_VALUE", f"'{where}' holds a NaN or infinite value", where)
-    return arr
+    return np.array(value, dtype=float)
 
 
 def joint_command(value: Any, n: int, where: str, modes: tuple[str, ...]) -> JointCommand:
@@ -297,9 +298,14 @@ def command_message(cmd: JointCommand) -> dict[str, Any]:
     return out
 
 
+_SCALARS = frozenset((bool, int, float, str, type(None)))
+
+
 def plain(value: Any) -> Any:
     """``value`` with numpy arrays/scalars, tuples and mappings made plain (what a peer decodes:
     an in-process value and a value that crossed the bridge then compare equal)."""
+    if type(value) in _SCALARS:  # (most values: skips the slower Mapping check)
+        return value
     if isinstance(value, dict) or isinstance(value, Mapping):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
