@@ -308,7 +308,7 @@ def _variant(tmp_path: Path, old: str, new: str, program: str | None = None) -> 
             "seed: 1",
             "seed: 1",
             "G21 G90\nG0 X10 Y10 Z5\nS30000 M3\nG1 Z-1 F300\nM30\n",
-            ["bad.ngc:4", "S30000", "max_rpm 24000"],
+            ["bad.ngc:3", "S30000", "max_rpm 24000", "line 4"],
         ),
         (
             "grid: 0.0005",

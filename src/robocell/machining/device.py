@@ -152,10 +152,11 @@ class MachiningStation(Device):
             )
         for mv in self.program.moves:
             if mv.spindle_rpm > self.setup.spindle_max_rpm:
+                # named at the S word, where the fix goes; the first move that would use it too
                 raise ScenarioError(
-                    f"{self.program.file}:{mv.line}: this move runs the spindle at "
-                    f"S{mv.spindle_rpm:g}, above its max_rpm "
-                    f"{self.setup.spindle_max_rpm:g} rev/min",
+                    f"{self.program.file}:{mv.spindle_line or mv.line}: S{mv.spindle_rpm:g} is "
+                    f"above the spindle's max_rpm {self.setup.spindle_max_rpm:g} rev/min (the "
+                    f"move on line {mv.line} would run at it)",
                     field="spindle",
                 )
         self.robot = robot

@@ -82,6 +82,7 @@ class Move:
     clockwise: bool = False
     turns: int = 1
     dwell: float = 0.0
+    spindle_line: int = 0  #: line of the S word that set ``spindle_rpm`` (0: none)
 
     @property
     def sweep(self) -> float:
@@ -368,6 +369,7 @@ class _Interpreter:
         self.feed = 0.0  # m/s, 0 = not set
         self.feed_word: str | None = None  # the F word that set it
         self.rpm = 0.0
+        self.rpm_line = 0  # the line of the S word that set it
         self.spindle_dir = 0
         self.tool = 0  # in the spindle
         self.selected = 0  # prepared by T
@@ -656,6 +658,7 @@ class _Interpreter:
                 )
             else:
                 self.rpm = s
+                self.rpm_line = self.line
         if "T" in vals:
             t = vals["T"]
             if t.value < 0 or t.value != int(t.value):
@@ -766,6 +769,7 @@ class _Interpreter:
                 end=end,
                 feed=feed,
                 spindle_rpm=self.rpm,
+                spindle_line=self.rpm_line,
                 spindle_dir=self.spindle_dir,
                 tool=self.tool,
                 offset=self.offset,
