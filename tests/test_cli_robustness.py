@@ -46,6 +46,9 @@ def _one_error(r: subprocess.CompletedProcess[str], *texts: str) -> None:
         (["drive", CYCLE, "--connect", "tcp://127.0.0.1"], "port 0..65535"),
         (["drive", "no/such.yaml", "--connect", "tcp://127.0.0.1:1"], "not found"),
         (["validate", str(SCENARIOS)], "is a directory"),
+        (["run", CYCLE, "--video", "v.gif", "--video-size", "5x5"], "--video-size: size must"),
+        (["run", CYCLE, "--video", "v.mp4", "--video-size", "33x32"], "--video-size: an MP4"),
+        (["run", CYCLE, "--video", "v.avi"], "--video: cannot write video"),
     ],
     ids=[
         "seed",
@@ -57,6 +60,9 @@ def _one_error(r: subprocess.CompletedProcess[str], *texts: str) -> None:
         "connect",
         "drive-file-first",
         "directory",
+        "video-size",
+        "video-mp4-odd",
+        "video-format",
     ],
 )
 def test_bad_options_are_one_line_errors(args: list[str], text: str) -> None:

@@ -191,7 +191,13 @@ def _cmd_run(a: argparse.Namespace) -> int:
             raise ScenarioError(
                 f"--video-size must be WIDTHxHEIGHT, got {a.video_size!r}"
             ) from None
-        video = VideoRecorder(a.video, fps=a.video_fps, size=(w, h))
+        try:
+            video = VideoRecorder(a.video, fps=a.video_fps, size=(w, h))
+        except ScenarioError as exc:  # named by the option the user typed
+            option = {"video.size": "--video-size", "video.fps": "--video-fps"}
+            raise ScenarioError(
+                f"{option.get(exc.field or '', '--video')}: {exc.message}"
+            ) from None
     res = run(
         loaded,
         duration=a.duration,
