@@ -123,6 +123,12 @@ def test_yaml_bombs_and_deep_nesting_are_refused(tmp_path: Path) -> None:
 
 
 def test_sigterm_ends_a_run_like_ctrl_c(tmp_path: Path) -> None:
+    # enough cycles that the run cannot end by itself before the signal (the default five take
+    # a fraction of a second once the recording has its first 1000 rows)
+    long_run = tmp_path / "cycle_long.yaml"
+    text = Path(CYCLE).read_text()
+    assert "cycles: 5" in text
+    long_run.write_text(text.replace("cycles: 5", "cycles: 1000"))
     out = tmp_path / "run"
     p = subprocess.Popen(
         [
@@ -130,7 +136,7 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path: Path) -> None:
             "-m",
             "robocell.cli",
             "run",
-            CYCLE,
+            str(long_run),
             "--duration",
             "600",
             "--out",
@@ -147,7 +153,10 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path: Path) -> None:
         time.sleep(0.2)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=30)
-    assert p.returncode == 143 and "terminated" in err and "Traceback" not in err
+    assert p.returncode == 143 and "terminated" in err and "Traceback" not in err, (
+        p.returncode,
+        err,
+    )
     assert read_recording(out).num_rows >= 1000
 
 

@@ -700,11 +700,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.debug = debug
     except SystemExit as exc:  # a bad option (exit 2, already reported) or --help (0)
         return exc.code if isinstance(exc.code, int) else 2
-    from robocell.errors import RobocellError
-
-    if argv is None and args.cmd in ("run", "compare", "drive", "validate", "gcode"):
+    terminate = argv is None and args.cmd in ("run", "compare", "drive", "validate", "gcode")
+    if terminate:
         # stopped by `timeout`, CI or `docker stop`: end like Ctrl-C (the recording is closed)
         signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _run_command(args)
+    finally:
+        if terminate:  # the command is over: a later SIGTERM ends the process the usual way
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Run the command; every failure becomes one line on stderr and an exit code."""
+    from robocell.errors import RobocellError
+
     try:
         code = _dispatch(args)
         sys.stdout.flush()  # (a full disk or a closed pipe shows here, not at exit)
