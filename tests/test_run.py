@@ -20,10 +20,20 @@ from robocell.record.recorder import column
 CYCLE = SCENARIOS / "cycle_test.yaml"
 
 
-def _cli_run(out: Path, duration: float) -> list[str]:
-    """`robocell run` of the cycle test in a fresh interpreter."""
-    cmd = ["-m", "robocell.cli", "run", str(CYCLE), "--out", str(out)]
+def _cli_run(out: Path, duration: float, scenario: Path = CYCLE) -> list[str]:
+    """`robocell run` of the cycle test (or ``scenario``) in a fresh interpreter."""
+    cmd = ["-m", "robocell.cli", "run", str(scenario), "--out", str(out)]
     return [sys.executable, *cmd, "--duration", str(duration)]
+
+
+def _long_cycle(tmp_path: Path) -> Path:
+    """The cycle test with 1000 cycles: a run that cannot end by itself while a test waits
+    to interrupt it (the default five cycles take well under a second of wall time)."""
+    text = CYCLE.read_text()
+    assert "cycles: 5" in text
+    path = tmp_path / "cycle_long.yaml"
+    path.write_text(text.replace("cycles: 5", "cycles: 1000"))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +131,9 @@ def test_step_by_step_equals_run(tmp_path: Path, cycle_run: rc.RunResult) -> Non
 
 def test_recording_survives_sigkill(tmp_path: Path) -> None:
     out = tmp_path / "killed"
+    scenario = _long_cycle(tmp_path)
     proc = subprocess.Popen(
-        _cli_run(out, 600),
+        _cli_run(out, 600, scenario),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -149,7 +160,7 @@ def test_recording_survives_sigkill(tmp_path: Path) -> None:
     assert t[0] == 0.0
     assert np.allclose(np.diff(t), 0.002)
     # and the samples are the deterministic run's samples
-    full = rc.run(CYCLE, duration=float(np.floor(t[-1])), out_dir=tmp_path / "full")
+    full = rc.run(scenario, duration=float(np.floor(t[-1])), out_dir=tmp_path / "full")
     ref = rc.read_recording(full.out_dir)
     n = min(len(t), ref.num_rows)
     assert n >= 1500
