@@ -645,34 +645,30 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from robocell.scenario.loader import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     """Run the command ``args.cmd``; its exit code."""
-    if args.cmd == "run":
-        return _cmd_run(args)
-    if args.cmd == "validate":
-        return _cmd_validate(args)
-    if args.cmd == "compare":
-        return _cmd_compare(args)
-    if args.cmd == "schema":
-        from robocell.scenario.loader import json_schema
-
-        print(json.dumps(json_schema(), indent=2))
-        return 0
-    if args.cmd == "robots":
-        return _cmd_robots(args)
-    if args.cmd == "materials":
-        return _cmd_materials()
-    if args.cmd == "gcode":
-        return _cmd_gcode(args)
-    if args.cmd == "serve":
-        return _cmd_serve(args)
-    if args.cmd == "drive":
-        return _cmd_drive(args)
-    if args.cmd == "serve-robot":
-        return _cmd_serve_robot(args)
-    if args.cmd == "keys":
-        return int(args.func(args))
-    return 1
+    commands = {
+        "run": _cmd_run,
+        "validate": _cmd_validate,
+        "compare": _cmd_compare,
+        "schema": _cmd_schema,
+        "robots": _cmd_robots,
+        "materials": lambda a: _cmd_materials(),
+        "gcode": _cmd_gcode,
+        "serve": _cmd_serve,
+        "drive": _cmd_drive,
+        "serve-robot": _cmd_serve_robot,
+        "keys": lambda a: int(a.func(a)),
+    }
+    command = commands.get(args.cmd)
+    return command(args) if command is not None else 1
 
 
 def _drop_stdout() -> None:
