@@ -15,6 +15,12 @@ Every measurement uses the same light cell: one robot (UR5e by default) on the g
   once) of the same request bytes and a reply of the size of the server's real reply, plus
   (b) the same cell's in-process ``Cell.step(Commands(...))`` with the same command. Targets:
   at least 5,000 cycles/s and at most 1.3x the limit.
+* **The floor of any server**, also in every round: the bare round trip with the far end stepping
+  its own copy of the cell with the same command before it answers (no decoding, no checks, no
+  encoding: a fixed reply). A bridge cannot be cheaper than this; ``floor / limit`` shows how far
+  one cycle costs more than its two parts timed apart (the wake-ups and cold caches of two
+  processes handing work back and forth on shared cores), and ``cycle / floor`` the protocol's
+  own cost.
 * **Real time at 1 kHz** (server and client in two child processes): the server paces the cell by
   the wall clock for ``--realtime-seconds``; the client subscribes to the states and answers each
   with a ``command`` naming its ``tick``. The server's report gives the share of missed deadlines
@@ -163,6 +169,37 @@ def _echo_child(reply: bytes, conn: Connection) -> None:
     ctx.term()
 
 
+def _cell_echo_child(model: str, reply: bytes, conn: Connection) -> None:
+    """The floor's far end: the bare echo, but each request first steps this process's copy of
+    the cell by one period with the next position of the sine (the request is not decoded:
+    the command is the one the request carries); the reply is the fixed ``reply``."""
+    from robocell.bridge.server import LOCKSTEP_SPIN, wait_for_message
+
+    cell = build_cell(model)
+    obs = cell.start()
+    commands = [
+        Commands({ROBOT: JointCommand("position", np.array(q))})
+        for q in sine_targets(obs.robots[ROBOT].q)
+    ]
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind("tcp://127.0.0.1:*")
+    conn.send(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+    for k in itertools.count():
+        if not wait_for_message(sock, time.perf_counter() + LOCKSTEP_SPIN):
+            sock.poll()
+        identity, payload = sock.recv_multipart()
+        if payload == b"stop":
+            sock.send_multipart([identity, reply])
+            break
+        cell.step(commands[k % SINE_TICKS])
+        sock.send_multipart([identity, reply])
+    sock.close(0)
+    ctx.term()
+    cell.close()
+
+
 def _start(target: Callable[..., None], *args: Any) -> tuple[Any, Connection]:
     """Start ``target(*args, conn)`` in a fresh (spawned) process; the parent's end of its pipe."""
     ours, theirs = mp.get_context("spawn").Pipe()
@@ -196,6 +233,7 @@ class LockstepRound:
 
     bare: float
     cell: float
+    floor: float
     bridge: float
     client: float
 
@@ -206,6 +244,10 @@ class LockstepRound:
     @property
     def ratio(self) -> float:
         return self.bridge / self.limit
+
+    @property
+    def floor_ratio(self) -> float:
+        return self.floor / self.limit
 
 
 @dataclass
@@ -233,12 +275,13 @@ def _time_loop(n: int, one: Callable[[int], Any]) -> float:
 
 
 def measure_lockstep(model: str, cycles: int, repeats: int, warmup: int) -> LockstepResult:
-    """Interleaved rounds of: bare pyzmq round trip, in-process Cell.step, the bridge from a
-    bare DEALER, the bridge from :class:`Client`."""
+    """Interleaved rounds of: bare pyzmq round trip, in-process Cell.step, the floor (a round
+    trip to a far end that steps the cell), the bridge from a bare DEALER, the bridge from
+    :class:`Client`."""
     from robocell.bridge.client import Client
 
     server, server_conn = _start(_serve_child, model, "lockstep", None, None)
-    echo = None
+    echo = floor_end = None
     local = build_cell(model)
     ctx: zmq.Context[Any] = zmq.Context()
     try:
@@ -281,6 +324,13 @@ def measure_lockstep(model: str, cycles: int, repeats: int, warmup: int) -> Lock
             q = arrays[next(stepped) % SINE_TICKS]
             return local.step(Commands({ROBOT: JointCommand("position", q)}))
 
+        floor_end, floor_conn = _start(_cell_echo_child, model, real_reply)
+        floor = _dealer(ctx, _recv(floor_conn, 60, "floor"))
+
+        def floor_one(i: int) -> bytes:
+            floor.send(requests[i % SINE_TICKS])
+            return floor.recv()
+
         client = Client(endpoint, name="bridge-benchmark")
         client.hello()
 
@@ -296,7 +346,7 @@ def measure_lockstep(model: str, cycles: int, repeats: int, warmup: int) -> Lock
             bridge.recv()
 
         release_bridge()
-        for one in (bare_one, cell_one, client_one):
+        for one in (bare_one, cell_one, floor_one, client_one):
             _time_loop(warmup, one)
         client.request("release")
 
@@ -305,21 +355,24 @@ def measure_lockstep(model: str, cycles: int, repeats: int, warmup: int) -> Lock
         for _ in range(repeats):
             b = _time_loop(cycles, bare_one)
             c = _time_loop(cycles, cell_one)
+            f = _time_loop(cycles, floor_one)
             br = _time_loop(cycles, bridge_one)
             lat.extend(_per_cycle(min(cycles, 5000), bridge_one))
             release_bridge()
             cl = _time_loop(cycles, client_one)
             client.request("release")
-            rounds.append(LockstepRound(b, c, br, cl))
-        bare.send(b"stop")
-        bare.recv()
+            rounds.append(LockstepRound(b, c, f, br, cl))
+        for sock in (bare, floor):
+            sock.send(b"stop")
+            sock.recv()
         client.finish()
         client.close()
         bridge.close(0)
         bare.close(0)
+        floor.close(0)
         _recv(server_conn, 60, "server")  # the session report: the server has finished
     finally:
-        for proc in (server, echo):
+        for proc in (server, echo, floor_end):
             if proc is not None:
                 proc.join(10)
                 if proc.is_alive():
@@ -638,13 +691,13 @@ def print_lockstep(r: LockstepResult) -> None:
         f"request {r.request_bytes} B, reply {r.reply_bytes} B"
     )
     print(
-        f"{'round':<7}{'bare RT':>10}{'Cell.step':>11}{'limit':>9}{'bridge':>9}{'Client':>9}"
-        f"{'ratio':>8}   [µs per cycle]"
+        f"{'round':<7}{'bare RT':>10}{'Cell.step':>11}{'limit':>9}{'floor':>9}{'bridge':>9}"
+        f"{'Client':>9}{'ratio':>8}   [µs per cycle]"
     )
     for i, x in enumerate(r.rounds, 1):
         print(
             f"{i:<7}{x.bare * us:>10.1f}{x.cell * us:>11.1f}{x.limit * us:>9.1f}"
-            f"{x.bridge * us:>9.1f}{x.client * us:>9.1f}{x.ratio:>8.2f}"
+            f"{x.floor * us:>9.1f}{x.bridge * us:>9.1f}{x.client * us:>9.1f}{x.ratio:>8.2f}"
         )
     print(
         f"bridge per cycle (bare DEALER): p50 {r.bridge_p50 * us:.1f} µs, "
@@ -723,6 +776,17 @@ def print_summary(lock: LockstepResult | None, rt: RealtimeResult | None) -> Non
                 ratio <= TARGET_RATIO,
             )
         )
+        print(
+            _row(
+                "floor: round trip, far end runs Cell.step [µs]",
+                f"{lock.median('floor') * 1e6:.1f}",
+                "",
+                None,
+            )
+        )
+        print(_row("  floor / limit", f"{lock.median('floor_ratio'):.2f}x", "", None))
+        fratio = statistics.median(r.bridge / r.floor for r in lock.rounds)
+        print(_row("  cycle / floor (the protocol's own cost)", f"{fratio:.2f}x", "", None))
         cratio = statistics.median(r.client / r.limit for r in lock.rounds)
         print(
             _row(
