@@ -171,8 +171,8 @@ def _echo_child(reply: bytes, conn: Connection) -> None:
 
 def _cell_echo_child(model: str, reply: bytes, conn: Connection) -> None:
     """The floor's far end: the bare echo, but each request first steps this process's copy of
-    the cell by one period with the next position of the sine (the request is not decoded:
-    the command is the one the request carries); the reply is the fixed ``reply``."""
+    the cell by one period with the next position of the sine, by its own count (the request
+    is not decoded, so the sine runs on without a jump); the reply is the fixed ``reply``."""
     from robocell.bridge.server import LOCKSTEP_SPIN, wait_for_message
 
     cell = build_cell(model)
