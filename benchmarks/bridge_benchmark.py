@@ -146,41 +146,22 @@ def _serve_child(
         cell.close()
 
 
-def _echo_child(reply: bytes, conn: Connection) -> None:
-    """The bare round trip's far end: a ROUTER that answers every request at once with
-    ``reply`` (no decoding, no work); ``b"stop"`` ends it. It waits for a request as the
-    lockstep server does (busy for ``LOCKSTEP_SPIN`` after a message, then asleep in ``poll``),
-    so that the limit and the bridge pay the same wake-up."""
+def _echo_child(reply: bytes, model: str | None, conn: Connection) -> None:
+    """The far end of the bare round trip (``model`` None) and of the floor: a ROUTER that
+    answers every request with the fixed ``reply``, without decoding it; ``b"stop"`` ends it.
+    For the floor it first steps its own copy of the ``model`` cell by one period with the next
+    position of the sine, by its own count (so the sine runs on without a jump). It waits for a
+    request as the lockstep server does (busy for ``LOCKSTEP_SPIN`` after a message, then asleep
+    in ``poll``), so that the limit, the floor and the bridge pay the same wake-up."""
     from robocell.bridge.server import LOCKSTEP_SPIN, wait_for_message
 
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.bind("tcp://127.0.0.1:*")
-    conn.send(sock.getsockopt_string(zmq.LAST_ENDPOINT))
-    while True:
-        if not wait_for_message(sock, time.perf_counter() + LOCKSTEP_SPIN):
-            sock.poll()
-        identity, payload = sock.recv_multipart()
-        sock.send_multipart([identity, reply])
-        if payload == b"stop":
-            break
-    sock.close(0)
-    ctx.term()
-
-
-def _cell_echo_child(model: str, reply: bytes, conn: Connection) -> None:
-    """The floor's far end: the bare echo, but each request first steps this process's copy of
-    the cell by one period with the next position of the sine, by its own count (the request
-    is not decoded, so the sine runs on without a jump); the reply is the fixed ``reply``."""
-    from robocell.bridge.server import LOCKSTEP_SPIN, wait_for_message
-
-    cell = build_cell(model)
-    obs = cell.start()
-    commands = [
-        Commands({ROBOT: JointCommand("position", np.array(q))})
-        for q in sine_targets(obs.robots[ROBOT].q)
-    ]
+    cell = build_cell(model) if model is not None else None
+    commands = []
+    if cell is not None:
+        q0 = cell.start().robots[ROBOT].q
+        commands = [
+            Commands({ROBOT: JointCommand("position", np.array(q))}) for q in sine_targets(q0)
+        ]
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -190,14 +171,15 @@ def _cell_echo_child(model: str, reply: bytes, conn: Connection) -> None:
         if not wait_for_message(sock, time.perf_counter() + LOCKSTEP_SPIN):
             sock.poll()
         identity, payload = sock.recv_multipart()
-        if payload == b"stop":
-            sock.send_multipart([identity, reply])
-            break
-        cell.step(commands[k % SINE_TICKS])
+        if cell is not None and payload != b"stop":
+            cell.step(commands[k % SINE_TICKS])
         sock.send_multipart([identity, reply])
+        if payload == b"stop":
+            break
     sock.close(0)
     ctx.term()
-    cell.close()
+    if cell is not None:
+        cell.close()
 
 
 def _start(target: Callable[..., None], *args: Any) -> tuple[Any, Connection]:
@@ -248,6 +230,10 @@ class LockstepRound:
     @property
     def floor_ratio(self) -> float:
         return self.floor / self.limit
+
+    @property
+    def over_floor(self) -> float:
+        return self.bridge / self.floor
 
 
 @dataclass
@@ -313,7 +299,7 @@ def measure_lockstep(model: str, cycles: int, repeats: int, warmup: int) -> Lock
         sizes = Counter(len(r) for r in replies)
         real_reply = next(r for r in replies if len(r) == sizes.most_common(1)[0][0])
 
-        echo, echo_conn = _start(_echo_child, real_reply)
+        echo, echo_conn = _start(_echo_child, real_reply, None)
         bare = _dealer(ctx, _recv(echo_conn, 60, "echo"))
 
         def bare_one(i: int) -> bytes:
@@ -324,7 +310,7 @@ def measure_lockstep(model: str, cycles: int, repeats: int, warmup: int) -> Lock
             q = arrays[next(stepped) % SINE_TICKS]
             return local.step(Commands({ROBOT: JointCommand("position", q)}))
 
-        floor_end, floor_conn = _start(_cell_echo_child, model, real_reply)
+        floor_end, floor_conn = _start(_echo_child, real_reply, model)
         floor = _dealer(ctx, _recv(floor_conn, 60, "floor"))
 
         def floor_one(i: int) -> bytes:
@@ -785,8 +771,14 @@ def print_summary(lock: LockstepResult | None, rt: RealtimeResult | None) -> Non
             )
         )
         print(_row("  floor / limit", f"{lock.median('floor_ratio'):.2f}x", "", None))
-        fratio = statistics.median(r.bridge / r.floor for r in lock.rounds)
-        print(_row("  cycle / floor (the protocol's own cost)", f"{fratio:.2f}x", "", None))
+        print(
+            _row(
+                "  cycle / floor (the protocol's own cost)",
+                f"{lock.median('over_floor'):.2f}x",
+                "",
+                None,
+            )
+        )
         cratio = statistics.median(r.client / r.limit for r in lock.rounds)
         print(
             _row(
