@@ -325,6 +325,9 @@ class RemoteRobot(SimRobot):
     def _apply(self, cmd: JointCommand) -> None:
         self._pending = cmd  # sent at the start of the period, in pre_step
 
+    # position commands too go to the remote robot, not to the twin's motors
+    _apply_position = Robot._apply_position
+
     def pre_step(self) -> None:
         step = self.world._steps
         if self._last_exchange >= 0 and step - self._last_exchange < self._period_steps:

@@ -37,6 +37,9 @@ from robocell.robot.library import RobotModel, load_model
 from robocell.robot.sim_robot import SimRobot
 from robocell.sim.world import World
 
+#: builds a NamedTuple without its Python-level ``__new__`` (for the per-tick observation)
+_new_tuple = tuple.__new__
+
 #: How often contacts are checked for collision KPIs [s].
 COLLISION_CHECK_PERIOD = 0.01
 
@@ -54,17 +57,11 @@ class _TickBuffer:
         self.state = np.zeros((cap, 3, n))  # q, dq, tau
         # applied position target, its velocity feed-forward, and the time it was commanded
         self.cmd = np.full((cap, 2 * n + 1), np.nan)
-        self._cmd_rows: list[list[float]] = []  # rows of ``cmd`` not yet copied into it
-        self._nan = [float("nan")] * (2 * n + 1)
-        self._zeros = [0.0] * n
-
-    def put(self, k: int, cmd: tuple[Any, Any, float] | None) -> None:
-        self.state[k] = self.robot.state_rows()
-        if cmd is None:
-            self._cmd_rows.append(self._nan)
-        else:
-            ff = cmd[1] if cmd[1] is not None else self._zeros
-            self._cmd_rows.append([*cmd[0], *ff, cmd[2]])
+        self.cmd_rows: list[list[float]] = []  # rows of ``cmd`` not yet copied into it
+        self.nan_row = [float("nan")] * (2 * n + 1)  # (no command applied)
+        self.zeros = [0.0] * n  # (no feed-forward)
+        # a SimRobot's state() leaves its (3, n) rows in ``_rows``; other robots build them
+        self.sim = type(robot).state_rows is SimRobot.state_rows
 
     def columns(self, k: int, t: np.ndarray) -> dict[str, np.ndarray]:
         """The first ``k`` rows (sampled at times ``t``) as recording columns, TCP in the world.
@@ -73,7 +70,7 @@ class _TickBuffer:
         along its velocity feed-forward for the time since it was commanded, as the drives
         interpolate it (see :meth:`SimRobot.pre_step`)."""
         r, n = self.robot, self.n
-        rows = self._cmd_rows
+        rows = self.cmd_rows
         if rows:  # rows k - len(rows) .. k - 1 are still lists
             self.cmd[k - len(rows) : k] = rows
             rows.clear()
@@ -529,7 +526,6 @@ class Cell:
                 ) from None
         self._started = True
         self._obs = obs = self._observe(tuple(self.robots))
-        self._sample(obs)
         return obs
 
     def _add_part_monitor(self) -> None:
@@ -548,6 +544,12 @@ class Cell:
             monitor.attach(self)
 
     def _observe(self, due: tuple[str, ...]) -> Observation:
+        """Read the robots' states into this tick's observation and copy the measurements and
+        applied commands into the buffers (reducing and writing them when full).
+
+        This runs every control tick, so it is one function with locals: the reads, the
+        observation and the buffer rows were four calls before, and their layers cost more
+        than their work."""
         events: tuple[dict[str, Any], ...] = ()
         if self._new_events:
             events = tuple(self._new_events)
@@ -556,13 +558,33 @@ class Cell:
             self._sig_src = self.signals
             self._sig_view = MappingProxyType(self.signals)
         world = self.world
-        return Observation(
-            world._steps * world.physics_step,  # (World.time, without the property call)
-            {n: state() for n, state in self._state_calls},
-            due,
-            self._sig_view,
-            events,
-        )
+        t = world._steps * world.physics_step  # (World.time, without the property call)
+        states = {}
+        for n, state in self._state_calls:  # (a loop: a comprehension is a call in 3.10/3.11)
+            states[n] = state()
+        # (the tuple without Observation's Python-level __new__)
+        obs = _new_tuple(Observation, (t, states, due, self._sig_view, events))
+        k = self._row
+        self._buf_t[k] = t
+        applied_q = self._applied_q
+        for n, b in self._buffers.items():
+            robot = b.robot
+            # a SimRobot's state() has just made the (3, n) rows; others build them
+            b.state[k] = robot._rows if b.sim else robot.state_rows()
+            cmd = applied_q[n]
+            if cmd is None:
+                b.cmd_rows.append(b.nan_row)
+            else:
+                ff = cmd[1]
+                b.cmd_rows.append([*cmd[0], *(ff if ff is not None else b.zeros), cmd[2]])
+        if self._sig_names:
+            get = self.signals.get
+            nan = math.nan
+            self._sig_rows.append([get(n, nan) for n in self._sig_names])
+        self._row = k = k + 1
+        if k == len(self._buf_t):  # full (with defer_flush: both flush periods)
+            self._drain()
+        return obs
 
     def emit(self, kind: str, **data: Any) -> None:
         """Record a cell event at the current time."""
@@ -647,25 +669,9 @@ class Cell:
             step_now = world._steps
             due = tuple(n for n, s in self._robot_steps.items() if step_now % s == 0)
         self._obs = obs = self._observe(due)
-        self._sample(obs)
         if self._ticks % self._collision_every == 0:
             self._check_collisions()
         return obs
-
-    def _sample(self, obs: Observation) -> None:
-        """Copy this tick's measurements into the buffers; reduce and write them when full."""
-        k = self._row
-        self._buf_t[k] = obs.t
-        applied_q = self._applied_q
-        for n, b in self._buffers.items():
-            b.put(k, applied_q[n])
-        if self._sig_names:
-            get = self.signals.get
-            nan = math.nan
-            self._sig_rows.append([get(n, nan) for n in self._sig_names])
-        self._row = k + 1
-        if self._row == len(self._buf_t):  # full (with defer_flush: both flush periods)
-            self._drain()
 
     @property
     def flush_due(self) -> bool:

@@ -20,6 +20,9 @@ from robocell.errors import LimitError
 from robocell.robot.kinematics import Kinematics
 from robocell.robot.library import JointLimits, RobotModel
 
+#: builds a NamedTuple without its Python-level ``__new__`` (for the per-tick command)
+_new_tuple = tuple.__new__
+
 CommandMode = Literal["position", "velocity", "torque"]
 LimitKind = Literal["position", "velocity", "effort"]
 
@@ -196,7 +199,12 @@ class Robot(ABC):
 
     @abstractmethod
     def _apply(self, cmd: JointCommand) -> None:
-        """Send an already-clamped command to the hardware or the physics."""
+        """Send an already-clamped command to the hardware or the physics.
+
+        Position commands from :meth:`apply_command` arrive through :meth:`_apply_position`,
+        which calls this one unless a subclass sends them directly (as :class:`SimRobot`
+        does): a subclass of such a robot that overrides this method overrides that one too.
+        """
 
     def command(self, cmd: JointCommand, t: float) -> JointCommand:
         """Clamp ``cmd`` to the limits, apply it, and return what was applied.
@@ -211,11 +219,18 @@ class Robot(ABC):
         )
 
     def apply_command(self, cmd: JointCommand, t: float) -> JointCommand:
-        """:meth:`command` for the run loop: the returned command may hold plain lists."""
+        """:meth:`command` for the run loop: the returned command may hold plain lists.
+
+        Position targets are clamped inside the joint limits and no further from the previous
+        target than the velocity limit allows in one control period; the velocity feed-forward
+        within the velocity limits.
+
+        This runs every control tick, so a position command is clamped here, on Python floats
+        (for six joints several times cheaper than a chain of small numpy operations), and goes
+        straight to :meth:`_apply_position`: each layer of calls cost about as much as its work.
+        """
         vals = cmd.values
-        if cmd.mode == "position":
-            applied = self._clamp_position(vals, cmd.velocity, t)
-        else:
+        if cmd.mode != "position":
             vals = np.asarray(vals, float)
             if vals.shape != (self.n,):
                 raise LimitError(
@@ -224,19 +239,11 @@ class Robot(ABC):
             if not np.isfinite(vals).all():
                 raise LimitError(f"{self.name}: command contains NaN or infinite values: {vals}")
             applied = self._clamp(cmd, vals, t)
-        self._apply(applied)
-        return applied
-
-    def _clamp_position(self, vals: Any, ff: Any, t: float) -> JointCommand:
-        """Position targets: inside the joint limits and no further from the previous target
-        than the velocity limit allows in one control period; the velocity feed-forward within
-        the velocity limits.
-
-        This runs every control tick, so it works on Python floats: for six joints that is
-        several times cheaper than a chain of small numpy operations. Returns lists.
-        """
-        req = vals.tolist() if isinstance(vals, np.ndarray) else [float(v) for v in vals]
-        if len(req) != self._n or (isinstance(vals, np.ndarray) and vals.ndim != 1):
+            self._apply(applied)
+            return applied
+        is_array = isinstance(vals, np.ndarray)
+        req = vals.tolist() if is_array else [float(v) for v in vals]
+        if len(req) != self._n or (is_array and vals.ndim != 1):
             raise LimitError(
                 f"{self.name}: command needs {self.n} joint values, got {np.shape(vals)}"
             )
@@ -269,6 +276,7 @@ class Robot(ABC):
         if clamped or self._any_clamping:
             self._limit_report(np.asarray(req), np.asarray(prev), t)
         self._last_target_list = out
+        ff = cmd.velocity
         if ff is None:
             # no feed-forward given: the drive follows the setpoints at their own rate
             period = self.control_period
@@ -281,7 +289,12 @@ class Robot(ABC):
                 raise LimitError(f"{self.name}: velocity feed-forward contains NaN or inf")
             # (conditional expressions: builtin min/max cost several times more here)
             ffl = [vm if w > vm else (-vm if w < -vm else w) for w, vm in zip(ffl, self._vmax_l)]
-        return JointCommand("position", out, ffl)  # type: ignore[arg-type]
+        self._apply_position(out, ffl)
+        return _new_tuple(JointCommand, ("position", out, ffl))  # type: ignore[return-value]
+
+    def _apply_position(self, q: list[float], dq: list[float]) -> None:
+        """Send a clamped position command (targets and their feed-forward, as lists)."""
+        self._apply(JointCommand("position", q, dq))  # type: ignore[arg-type]
 
     def flange_pose(self) -> SE3:
         """Flange pose in the world frame, from the measured joint positions."""

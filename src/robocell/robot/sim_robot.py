@@ -33,6 +33,8 @@ class FingerState(NamedTuple):
 _joint_states = pb.getJointStates
 _motors = pb.setJointMotorControlArray
 _POSITION_CONTROL = pb.POSITION_CONTROL
+#: builds a NamedTuple without its Python-level ``__new__`` (for the per-tick state)
+_new_tuple = tuple.__new__
 
 #: time constant [s] with which the joints' deflection follows a change of the TCP load (see
 #: :meth:`SimRobot.set_tcp_load`)
@@ -149,6 +151,7 @@ class SimRobot(Robot):
         self._state_step = -1
         self._state: RobotState = RobotState(0.0, q_init, np.zeros(self.n), np.zeros(self.n))
         self._rows = np.zeros((3, self.n))
+        self._shape3 = (3, self.n)
 
     # -- tool ----------------------------------------------------------------------------------
     def _tool_link_xml(self) -> str:
@@ -349,8 +352,10 @@ class SimRobot(Robot):
         if step != self._state_step:
             js = _joint_states(self.body, self.joint_ids, world.client)
             q, dq, _, tau = zip(*js)
-            # one (3, n) array whose rows are q, dq, tau (cheaper than three small arrays)
-            a = np.array((q, dq, tau))
+            # one (3, n) array whose rows are q, dq, tau, made from one flat tuple (a nested one
+            # costs numpy half as much again as three small arrays)
+            a = np.array(q + dq + tau)
+            a.shape = self._shape3
             if self._torque_mode:
                 a[2] = self._tau_cmd
             elif self._q_offset is not None:
@@ -358,7 +363,8 @@ class SimRobot(Robot):
                 # the deflection under an external load
                 a[0] -= self._q_offset
             self._rows = a
-            self._state = RobotState(step * world.physics_step, a[0], a[1], a[2])
+            q, dq, tau = a
+            self._state = _new_tuple(RobotState, (step * world.physics_step, q, dq, tau))
             self._state_step = step
         return self._state
 
@@ -367,16 +373,19 @@ class SimRobot(Robot):
             self.state()
         return self._rows
 
+    def _apply_position(self, q: list[float], dq: list[float]) -> None:
+        self._torque_mode = False
+        self._interp = (q, dq)
+        self._cmd_step = self.world._steps
+        self._send_position(q, dq)
+
     def _apply(self, cmd: JointCommand) -> None:
         mode = cmd.mode
-        if mode == "position":  # (first: the one mode of most ticks)
+        if mode == "position":
             vals = cmd.values if type(cmd.values) is list else list(cmd.values)
             ff = cmd.velocity  # the clamped command always carries its feed-forward
             ffl = self._zeros_l if ff is None else (ff if type(ff) is list else list(ff))
-            self._torque_mode = False
-            self._interp = (vals, ffl)
-            self._cmd_step = self.world._steps
-            self._send_position(vals, ffl)
+            self._apply_position(vals, ffl)
             return
         cid = self.world.client
         if mode == "torque":
