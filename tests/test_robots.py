@@ -81,6 +81,18 @@ def test_ur_forward_kinematics_match_published_dh(name: str) -> None:
         assert np.abs(T[:3, :3] - T_dh[:3, :3]).max() < 1e-6
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_batch_forward_kinematics_match_one_at_a_time(name: str) -> None:
+    """The recorder's vectorised flange poses equal roboticstoolbox's, pose by pose."""
+    model = load_model(name)
+    kin = FakeRobot("r", model).kinematics
+    Q = _random_q(model, np.random.default_rng(9), 40)
+    batch = kin.flange_batch(Q)
+    assert batch.shape == (40, 4, 4)
+    for q, T in zip(Q, batch, strict=True):
+        assert np.abs(T - kin.flange(q).A).max() < 1e-12
+
+
 @pytest.mark.parametrize("name", ["ur5e", "panda", "kr6_r900"])
 def test_jacobian_matches_finite_differences(name: str) -> None:
     model = load_model(name)

@@ -33,6 +33,10 @@ def _load_ets(urdf: str, flange: str) -> Any:
     return robot
 
 
+#: the two columns of a transform that a rotation about each axis mixes
+_ROTATED_COLUMNS = {"Rz": (0, 1), "Rx": (1, 2), "Ry": (2, 0)}
+
+
 class Kinematics:
     """Forward, differential and inverse kinematics of one serial robot.
 
@@ -81,29 +85,35 @@ class Kinematics:
     def flange_batch(self, Q: np.ndarray) -> np.ndarray:
         """Flange poses for many joint vectors at once: ``Q`` (k, n) -> (k, 4, 4), base frame.
 
-        Vectorised over k (the recorder turns a second of samples into TCP poses at once): a
-        joint rotation only mixes two columns of the running transform, so it is applied as
-        such instead of as a full matrix product, and a constant transform multiplies all k
-        matrices as one (4k, 4) x (4, 4) product (half the time of k small ones). The sines and
-        cosines of all joints are taken at once.
+        Vectorised over k (the recorder turns a second of samples into TCP poses at once). The
+        running transforms are kept component-major, as (column, row, sample), top three rows
+        only: a joint rotation then mixes two contiguous (3, k) blocks, and a constant
+        transform is one (4, 4) x (4, 3k) product. That is about half the time of the same
+        arithmetic on (k, 4, 4) matrices, with the same results to the bit.
         """
         Q = np.asarray(Q, float)
         k = len(Q)
-        T = np.broadcast_to(np.eye(4), (k, 4, 4)).copy()
-        C, S = np.cos(Q), np.sin(Q)
+        QT = Q.T
+        C, S = np.cos(QT), np.sin(QT)
+        T = np.zeros((4, 3, k))  # T[c, r] = row r of column c, for every sample
+        T[0, 0] = T[1, 1] = T[2, 2] = 1.0
         for kind, val in self._chain():
             if kind == "const":
-                T = (T.reshape(4 * k, 4) @ val).reshape(k, 4, 4)
+                # (T @ K)[:, j] = sum over m of T[:, m] * K[m, j] (K's last row is 0 0 0 1)
+                T = (val.T @ T.reshape(4, 3 * k)).reshape(4, 3, k)
             elif kind in ("Rx", "Ry", "Rz"):
-                i, j = {"Rz": (0, 1), "Rx": (1, 2), "Ry": (2, 0)}[kind]
-                c, s = C[:, val, None], S[:, val, None]
-                ci, cj = T[:, :, i], T[:, :, j]
+                i, j = _ROTATED_COLUMNS[kind]
+                c, s = C[val], S[val]
+                ci, cj = T[i], T[j]
                 new_i = c * ci + s * cj
-                T[:, :, j] = c * cj - s * ci
-                T[:, :, i] = new_i
+                T[j] = c * cj - s * ci
+                T[i] = new_i
             else:  # prismatic tx, ty, tz
-                T[:, :, 3] += Q[:, val, None] * T[:, :, "xyz".index(kind[1])]
-        return T
+                T[3] += QT[val] * T["xyz".index(kind[1])]
+        out = np.empty((k, 4, 4))
+        out[:, :3, :] = T.transpose(2, 1, 0)
+        out[:, 3, :] = (0.0, 0.0, 0.0, 1.0)
+        return out
 
     def with_tcp(self, tcp: SE3) -> Kinematics:
         """The same robot with another tool centre point."""

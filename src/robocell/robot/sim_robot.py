@@ -462,7 +462,23 @@ class SimRobot(Robot):
             lo if (x := a + w * dt) < lo else (hi if x > hi else x)
             for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l)
         ]
-        self._send_position(target, dq)
+        if self._q_offset is not None:
+            self._send_position(target, dq)
+            return
+        # (_send_position without its call and its offset: this runs every physics step)
+        self._last_sent = (target, dq)
+        gains = self._gains
+        _motors(
+            self.body,
+            self.joint_ids,
+            _POSITION_CONTROL,
+            target,
+            dq,
+            self._effort,
+            gains[0],
+            gains[1],
+            world.client,
+        )
 
     def _pre_step_loaded(self, interp: tuple[list[float], list[float]] | None) -> None:
         """The TCP load's part of :meth:`pre_step`: apply the load for this physics step and
