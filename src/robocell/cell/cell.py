@@ -525,7 +525,7 @@ class Cell:
                     f"cannot write the run directory {out_dir}: {exc.strerror or exc}"
                 ) from None
         self._started = True
-        self._obs = obs = self._observe(tuple(self.robots))
+        self._obs = obs = self._observe_and_sample(tuple(self.robots))
         return obs
 
     def _add_part_monitor(self) -> None:
@@ -543,13 +543,12 @@ class Cell:
             self.devices[name] = monitor
             monitor.attach(self)
 
-    def _observe(self, due: tuple[str, ...]) -> Observation:
+    def _observe_and_sample(self, due: tuple[str, ...]) -> Observation:
         """Read the robots' states into this tick's observation and copy the measurements and
         applied commands into the buffers (reducing and writing them when full).
 
-        This runs every control tick, so it is one function with locals: the reads, the
-        observation and the buffer rows were four calls before, and their layers cost more
-        than their work."""
+        This runs every control tick, so it is one function with locals: as separate calls
+        (read, observe, copy a row) their layers would cost more than their work."""
         events: tuple[dict[str, Any], ...] = ()
         if self._new_events:
             events = tuple(self._new_events)
@@ -668,7 +667,7 @@ class Cell:
         else:
             step_now = world._steps
             due = tuple(n for n, s in self._robot_steps.items() if step_now % s == 0)
-        self._obs = obs = self._observe(due)
+        self._obs = obs = self._observe_and_sample(due)
         if self._ticks % self._collision_every == 0:
             self._check_collisions()
         return obs
