@@ -203,7 +203,8 @@ class Robot(ABC):
 
         Position commands from :meth:`apply_command` arrive through :meth:`_apply_position`,
         which calls this one unless a subclass sends them directly (as :class:`SimRobot`
-        does): a subclass of such a robot that overrides this method overrides that one too.
+        does): a subclass of such a robot that overrides this method must override that one
+        too.
         """
 
     def command(self, cmd: JointCommand, t: float) -> JointCommand:
@@ -227,7 +228,7 @@ class Robot(ABC):
 
         This runs every control tick, so a position command is clamped here, on Python floats
         (for six joints several times cheaper than a chain of small numpy operations), and goes
-        straight to :meth:`_apply_position`: each layer of calls cost about as much as its work.
+        straight to :meth:`_apply_position`: each layer of calls costs about as much as its work.
         """
         vals = cmd.values
         if cmd.mode != "position":

@@ -352,8 +352,8 @@ class SimRobot(Robot):
         if step != self._state_step:
             js = _joint_states(self.body, self.joint_ids, world.client)
             q, dq, _, tau = zip(*js)
-            # one (3, n) array whose rows are q, dq, tau, made from one flat tuple (a nested one
-            # costs numpy half as much again as three small arrays)
+            # one (3, n) array whose rows are q, dq, tau, made from one flat tuple (numpy converts
+            # that faster than a nested one, and three small arrays cost more still)
             a = np.array(q + dq + tau)
             a.shape = self._shape3
             if self._torque_mode:
