@@ -151,7 +151,6 @@ class SimRobot(Robot):
         self._state_step = -1
         self._state: RobotState = RobotState(0.0, q_init, np.zeros(self.n), np.zeros(self.n))
         self._rows = np.zeros((3, self.n))
-        self._shape3 = (3, self.n)
 
     # -- tool ----------------------------------------------------------------------------------
     def _tool_link_xml(self) -> str:
@@ -355,7 +354,7 @@ class SimRobot(Robot):
             # one (3, n) array whose rows are q, dq, tau, made from one flat tuple (numpy converts
             # that faster than a nested one, and three small arrays cost more still)
             a = np.array(q + dq + tau)
-            a.shape = self._shape3
+            a.shape = (3, self._n)
             if self._torque_mode:
                 a[2] = self._tau_cmd
             elif self._q_offset is not None:
@@ -462,23 +461,7 @@ class SimRobot(Robot):
             lo if (x := a + w * dt) < lo else (hi if x > hi else x)
             for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l)
         ]
-        if self._q_offset is not None:
-            self._send_position(target, dq)
-            return
-        # (_send_position without its call and its offset: this runs every physics step)
-        self._last_sent = (target, dq)
-        gains = self._gains
-        _motors(
-            self.body,
-            self.joint_ids,
-            _POSITION_CONTROL,
-            target,
-            dq,
-            self._effort,
-            gains[0],
-            gains[1],
-            world.client,
-        )
+        self._send_position(target, dq)
 
     def _pre_step_loaded(self, interp: tuple[list[float], list[float]] | None) -> None:
         """The TCP load's part of :meth:`pre_step`: apply the load for this physics step and
