@@ -1,8 +1,9 @@
-"""The Cell: a World with robots, objects and a controller, and the one run loop.
+"""The Cell: a World with robots, objects and a controller, and its run loop.
 
-``Cell.run(duration)`` and ``Cell.step()`` share the same tick code, so an external driver (the
-bridge in lockstep, a learning loop, a notebook) advances the cell exactly as ``robocell run``
-does.
+``Cell.step()`` is the tick: an external driver (the bridge in lockstep, a learning loop, a
+notebook) advances the cell exactly as ``robocell run`` does. ``Cell.run(duration)`` calls it,
+except for a cell with one simulated robot, whose ticks it runs through the same work in one
+function (:mod:`robocell.cell.fused`), held to ``Cell.step`` byte for byte by the tests.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from spatialmath import SE3
 
+from robocell.cell import fused
 from robocell.cell.devices import Device, PartRegistry
 from robocell.control.controller import (
     Commands,
@@ -553,9 +555,8 @@ class Cell:
         if self._new_events:
             events = tuple(self._new_events)
             self._new_events = []
-        if self._sig_src is not self.signals:  # (a live view: made again only for a new dict)
-            self._sig_src = self.signals
-            self._sig_view = MappingProxyType(self.signals)
+        if self._sig_src is not self.signals:
+            self._refresh_signal_view()
         world = self.world
         t = world._steps * world.physics_step  # (World.time, without the property call)
         states = {}
@@ -577,13 +578,23 @@ class Cell:
                 ff = cmd[1]
                 b.cmd_rows.append([*cmd[0], *(ff if ff is not None else b.zeros), cmd[2]])
         if self._sig_names:
-            get = self.signals.get
-            nan = math.nan
-            self._sig_rows.append([get(n, nan) for n in self._sig_names])
+            self._sample_signals()
         self._row = k = k + 1
         if k == len(self._buf_t):  # full (with defer_flush: both flush periods)
             self._drain()
         return obs
+
+    def _refresh_signal_view(self) -> None:
+        """The observation's read-only view of the signals (a live view: made again only when
+        ``signals`` is a new dict)."""
+        self._sig_src = self.signals
+        self._sig_view = MappingProxyType(self.signals)
+
+    def _sample_signals(self) -> None:
+        """This tick's row of the recorded signals (NaN while one is not set)."""
+        get = self.signals.get
+        nan = math.nan
+        self._sig_rows.append([get(n, nan) for n in self._sig_names])
 
     def emit(self, kind: str, **data: Any) -> None:
         """Record a cell event at the current time."""
@@ -598,6 +609,34 @@ class Cell:
             self._recorder.event(ev)
 
     # -- the tick ------------------------------------------------------------------------------
+    def _ask_controller(self, obs: Observation) -> Commands:
+        """The controller's commands for the next tick (no controller: empty commands)."""
+        if self.controller is None:
+            return Commands()
+        try:
+            commands = self.controller.step(obs)
+        except RobocellError:
+            raise
+        except Exception as exc:
+            raise self._controller_error(exc) from exc
+        self._check_commands(commands)
+        return commands
+
+    def _controller_error(self, exc: Exception) -> RobocellError:
+        """The error for an exception out of the controller's ``step`` (at this tick)."""
+        name = type(self.controller).__name__
+        return RobocellError(
+            f"controller {name}.step() raised at t={self.time:.3f} s: {type(exc).__name__}: {exc}"
+        )
+
+    def _check_commands(self, commands: object) -> None:
+        """Raise unless the controller's ``step`` returned :class:`Commands`."""
+        if not isinstance(commands, Commands):
+            raise RobocellError(
+                f"controller {type(self.controller).__name__}.step() "
+                f"must return Commands, got {type(commands).__name__}"
+            )
+
     def step(self, commands: Commands | None = None) -> Observation:
         """Advance the cell by one control tick.
 
@@ -609,24 +648,7 @@ class Cell:
         obs = self._obs
         assert obs is not None
         if commands is None:
-            if self.controller is None:
-                commands = Commands()
-            else:
-                try:
-                    commands = self.controller.step(obs)
-                except RobocellError:
-                    raise
-                except Exception as exc:
-                    name = type(self.controller).__name__
-                    raise RobocellError(
-                        f"controller {name}.step() raised at t={obs.t:.3f} s: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
-                if not isinstance(commands, Commands):
-                    raise RobocellError(
-                        f"controller {type(self.controller).__name__}.step() "
-                        f"must return Commands, got {type(commands).__name__}"
-                    )
+            commands = self._ask_controller(obs)
         # (this runs every control tick: locals and direct fields instead of properties)
         world = self.world
         t = world._steps * world.physics_step
@@ -840,20 +862,29 @@ class Cell:
         # a robot that moves on its own (a remote robot in real time) sets the pace
         paced = any(getattr(r, "realtime", False) for r in self.robots.values())
         t_start = self.time
+
+        def every_256() -> None:  # called after every 256th tick
+            nonlocal last_report
+            if report is not None:
+                now = time.perf_counter()
+                if now - last_report > 0.5:
+                    last_report = now
+                    report(self.time, t_end, self.time / max(now - wall0, 1e-9))
+
         try:
-            for i in range(n_ticks):
-                self.step()
-                if self.done and self.end_when_done:
-                    break
-                if paced:
-                    ahead = (self.time - t_start) - (time.perf_counter() - wall0)
-                    if ahead > 0:
-                        time.sleep(ahead)
-                if report is not None and (i & 255) == 0:
-                    now = time.perf_counter()
-                    if now - last_report > 0.5:
-                        last_report = now
-                        report(self.time, t_end, self.time / max(now - wall0, 1e-9))
+            if not paced and fused.fusable(self):
+                fused.run_fused(self, n_ticks, every_256)
+            else:
+                for i in range(n_ticks):
+                    self.step()
+                    if self.done and self.end_when_done:
+                        break
+                    if paced:
+                        ahead = (self.time - t_start) - (time.perf_counter() - wall0)
+                        if ahead > 0:
+                            time.sleep(ahead)
+                    if (i & 255) == 0:
+                        every_256()
         finally:
             wall = time.perf_counter() - wall0
             self._finished = True
