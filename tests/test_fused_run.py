@@ -166,3 +166,14 @@ def test_controller_errors_read_the_same_in_both_loops(fuse, monkeypatch) -> Non
         with pytest.raises(rc.RobocellError, match=msg):
             cell.run(0.1)
         cell.close()
+
+
+def test_overhead_benchmark_times_all_three_loops() -> None:
+    """benchmarks/sim_overhead.py's loops run and cover the same cell time (a smoke test: the
+    figures themselves live in benchmarks/README.md, not in assertions)."""
+    from robocell.bench.overhead import measure_overhead
+
+    r = measure_overhead(SCENARIOS / "cycle_test.yaml", duration=0.2, repeats=1, stepped=True)
+    assert r.cell_time_s == 0.2
+    assert len(r.pair_ratios) == len(r.stepped_ratios) == 1
+    assert min(r.plain_steps_per_s, r.robocell_steps_per_s, r.stepped_steps_per_s) > 0

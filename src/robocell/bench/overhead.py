@@ -6,7 +6,8 @@ position motors (moving the setpoint along the feed-forward before each physics 
 robocell's drive model does), then step the physics.
 It runs on the very bodies robocell built (same URDF, flags, tool, gains), so the ratio of the two
 is the cost of everything robocell adds: limit clamping, observations, the controller protocol,
-KPIs, collision checks and the streamed recording.
+KPIs, collision checks and the streamed recording. ``Cell.run`` takes its fused loop for this
+cell; :func:`time_stepped` measures the general tick that external drivers step.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class OverheadResult:
     plain_steps_per_s: float
     physics_step: float
     pair_ratios: tuple[float, ...] = ()
+    #: ``Cell.step`` driven from outside (the general tick), and its ratios to the same pairs'
+    #: plain loops (None: not measured)
+    stepped_steps_per_s: float | None = None
+    stepped_ratios: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -71,6 +76,27 @@ def time_robocell(scenario: Path, duration: float, record: bool = True) -> float
             gc.collect()
             t0 = time.perf_counter()
             cell.run(duration, out_dir=tmp if record else None, plots=False)
+            return time.perf_counter() - t0
+    finally:
+        cell.close()
+
+
+def time_stepped(scenario: Path, duration: float) -> float:
+    """Wall seconds for the same cell time driven tick by tick through ``Cell.step`` (recording
+    on), as an external driver (the lockstep bridge, a learning loop) does: the general tick,
+    without ``Cell.run``'s fused loop."""
+    cell = _build(scenario)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            gc.collect()
+            t0 = time.perf_counter()
+            cell.start(tmp)
+            step = cell.step
+            for _ in range(round(duration / cell.control_period)):
+                step()
+            cell._drain()  # what Cell.run does when its ticks are done
+            assert cell._recorder is not None
+            cell._recorder.close()
             return time.perf_counter() - t0
     finally:
         cell.close()
@@ -119,19 +145,34 @@ def time_plain(scenario: Path, duration: float) -> float:
         cell.close()
 
 
-def measure_overhead(scenario: Path, duration: float = 20.0, repeats: int = 3) -> OverheadResult:
-    """``repeats`` back-to-back pairs of both loops; best rates and the per-pair ratios."""
-    rc_best, plain_best = float("inf"), float("inf")
-    ratios = []
+def measure_overhead(
+    scenario: Path, duration: float = 20.0, repeats: int = 3, stepped: bool = False
+) -> OverheadResult:
+    """``repeats`` back-to-back pairs of both loops (with ``stepped``: triples, the third
+    driving ``Cell.step``); best rates and the per-pair ratios."""
+    rc_best, plain_best, st_best = float("inf"), float("inf"), float("inf")
+    ratios, st_ratios = [], []
     for _ in range(repeats):
         plain = time_plain(scenario, duration)
         rcell = time_robocell(scenario, duration)
         ratios.append(rcell / plain)
         plain_best = min(plain_best, plain)
         rc_best = min(rc_best, rcell)
+        if stepped:
+            st = time_stepped(scenario, duration)
+            st_ratios.append(st / plain)
+            st_best = min(st_best, st)
     dt = load_scenario(scenario).scenario.world.physics_step
     steps = duration / dt
-    return OverheadResult(duration, steps / rc_best, steps / plain_best, dt, tuple(ratios))
+    return OverheadResult(
+        duration,
+        steps / rc_best,
+        steps / plain_best,
+        dt,
+        tuple(ratios),
+        steps / st_best if stepped else None,
+        tuple(st_ratios),
+    )
 
 
 def peak_rss_mb(scenario: Path, duration: float) -> float:
@@ -153,4 +194,11 @@ def peak_rss_mb(scenario: Path, duration: float) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 1024.0  # ru_maxrss is in KiB on Linux
 
 
-__all__ = ["OverheadResult", "measure_overhead", "peak_rss_mb", "time_plain", "time_robocell"]
+__all__ = [
+    "OverheadResult",
+    "measure_overhead",
+    "peak_rss_mb",
+    "time_plain",
+    "time_robocell",
+    "time_stepped",
+]
