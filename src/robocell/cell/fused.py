@@ -25,8 +25,8 @@ import pybullet as pb
 
 from robocell.control.controller import Commands, Observation
 from robocell.errors import RobocellError
-from robocell.robot.interface import RobotState
-from robocell.robot.sim_robot import SimRobot
+from robocell.robot.interface import RobotState, clamp_feed_forward, setpoint_rate
+from robocell.robot.sim_robot import SimRobot, drive_setpoint
 
 if TYPE_CHECKING:
     from robocell.cell.cell import Cell
@@ -105,7 +105,7 @@ def run_fused(cell: Cell, n_ticks: int, every_256: Callable[[], None]) -> None:
             ff = cmd[2]
             given = ff is not None
             if not given:  # the drive follows the setpoints at their own rate
-                ffl = [(a - b) / period for a, b in zip(req, prev)] if prev is not None else []
+                ffl = setpoint_rate(req, prev, period) if prev is not None else []
             elif type(ff) is ndarray and ff.ndim == 1:
                 ffl = ff.tolist()
             else:
@@ -130,9 +130,7 @@ def run_fused(cell: Cell, n_ticks: int, every_256: Callable[[], None]) -> None:
                 else:
                     out = req
                     if over and given:  # (Robot.apply_command's feed-forward clamp)
-                        ffl = [
-                            vm if w > vm else (-vm if w < -vm else w) for w, vm in zip(ffl, vmax)
-                        ]
+                        ffl = clamp_feed_forward(ffl, vmax)
         if out is None:
             cell.step(commands)
         else:
@@ -151,11 +149,7 @@ def run_fused(cell: Cell, n_ticks: int, every_256: Callable[[], None]) -> None:
                 # World.step with SimRobot.pre_step's setpoint interpolation
                 for j in range(n_steps):
                     if j:
-                        dt = j * h
-                        target = [
-                            lo if (x := a + w * dt) < lo else (hi if x > hi else x)
-                            for a, w, lo, hi in zip(out, ffl, lower, upper)
-                        ]
+                        target = drive_setpoint(out, ffl, j * h, lower, upper)
                         robot._last_sent = (target, ffl)
                         motors(body, joints, position_control, target, ffl, effort, kp, kd, cid)
                     physics(cid)

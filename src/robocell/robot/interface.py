@@ -23,6 +23,19 @@ from robocell.robot.library import JointLimits, RobotModel
 #: builds a NamedTuple without its Python-level ``__new__`` (for the per-tick command)
 _new_tuple = tuple.__new__
 
+
+def setpoint_rate(q: list[float], prev: list[float], period: float) -> list[float]:
+    """The feed-forward of position targets given without one: the rate at which they move
+    from the previous targets over one control period [rad/s]."""
+    return [(a - b) / period for a, b in zip(q, prev)]
+
+
+def clamp_feed_forward(ff: list[float], vmax: list[float]) -> list[float]:
+    """A velocity feed-forward inside ±``vmax`` (conditional expressions: builtin min/max cost
+    several times more here)."""
+    return [vm if w > vm else (-vm if w < -vm else w) for w, vm in zip(ff, vmax)]
+
+
 CommandMode = Literal["position", "velocity", "torque"]
 LimitKind = Literal["position", "velocity", "effort"]
 
@@ -280,16 +293,14 @@ class Robot(ABC):
         ff = cmd.velocity
         if ff is None:
             # no feed-forward given: the drive follows the setpoints at their own rate
-            period = self.control_period
-            ffl = [(a - b) / period for a, b in zip(out, prev)]
+            ffl = setpoint_rate(out, prev, self.control_period)
         else:
             ffl = ff.tolist() if isinstance(ff, np.ndarray) else [float(w) for w in ff]
             if len(ffl) != self._n:
                 raise LimitError(f"{self.name}: velocity feed-forward needs {self.n} values")
             if not math.isfinite(sum(ffl)) and not all(map(math.isfinite, ffl)):
                 raise LimitError(f"{self.name}: velocity feed-forward contains NaN or inf")
-            # (conditional expressions: builtin min/max cost several times more here)
-            ffl = [vm if w > vm else (-vm if w < -vm else w) for w, vm in zip(ffl, self._vmax_l)]
+            ffl = clamp_feed_forward(ffl, self._vmax_l)
         self._apply_position(out, ffl)
         return _new_tuple(JointCommand, ("position", out, ffl))  # type: ignore[return-value]
 

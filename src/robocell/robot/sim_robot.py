@@ -29,6 +29,17 @@ class FingerState(NamedTuple):
     force: float
 
 
+def drive_setpoint(
+    q: list[float], dq: list[float], dt: float, lower: list[float], upper: list[float]
+) -> list[float]:
+    """The drives' setpoint ``dt`` after the command: targets ``q`` moved along their
+    feed-forward ``dq``, inside the joint limits."""
+    return [
+        lo if (x := a + w * dt) < lo else (hi if x > hi else x)
+        for a, w, lo, hi in zip(q, dq, lower, upper)
+    ]
+
+
 # pybullet calls made every control tick or physics step, bound once
 _joint_states = pb.getJointStates
 _motors = pb.setJointMotorControlArray
@@ -457,11 +468,7 @@ class SimRobot(Robot):
             return
         dt = i * world.physics_step
         q, dq = interp
-        target = [
-            lo if (x := a + w * dt) < lo else (hi if x > hi else x)
-            for a, w, lo, hi in zip(q, dq, self._lower_l, self._upper_l)
-        ]
-        self._send_position(target, dq)
+        self._send_position(drive_setpoint(q, dq, dt, self._lower_l, self._upper_l), dq)
 
     def _pre_step_loaded(self, interp: tuple[list[float], list[float]] | None) -> None:
         """The TCP load's part of :meth:`pre_step`: apply the load for this physics step and
